@@ -1,0 +1,35 @@
+"""``autotune`` console command: one Typer sub-app per command group."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from autotune.cli import teacher, trial
+from autotune.cli.output import console_err
+from autotune.errors import AutotuneError
+
+app = typer.Typer(
+    name="autotune",
+    help="Find the best compressed transformer classifier for your latency budget on this CPU.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(trial.app, name="trial")
+app.add_typer(teacher.app, name="teacher")
+
+
+def main() -> None:
+    """Run the CLI; an :class:`AutotuneError` becomes one red line and exit status 1."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except AutotuneError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console_err.print("[yellow]interrupted[/]")
+        sys.exit(130)

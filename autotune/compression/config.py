@@ -1,0 +1,150 @@
+"""The seam between search and compression: frozen, validated-on-creation dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotune.errors import ConfigError
+
+BITS = (32, 8, 4)
+INT8_METHODS = ("dynamic", "qat")
+MAX_SPARSITY = 0.9
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """One point of the search space.
+
+    ``heads`` is the number of attention heads kept in every layer, ``ffn_fraction`` the share
+    of FFN neurons kept; both are removed physically so the matrices shrink. ``sparsity`` is
+    unstructured magnitude sparsity of the remaining linear layers. ``int8_method`` only
+    applies when ``bits == 8``.
+    """
+
+    layers: int
+    heads: int
+    ffn_fraction: float = 1.0
+    sparsity: float = 0.0
+    bits: int = 32
+    int8_method: str | None = None
+    temperature: float = 2.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.bits == 8 and self.int8_method is None:
+            object.__setattr__(self, "int8_method", "dynamic")
+        if self.bits != 8 and self.int8_method is not None:
+            # Conditional parameter: a method only exists for INT8; drop it rather than store noise.
+            object.__setattr__(self, "int8_method", None)
+        _check(self.layers >= 1, "layers", self.layers, "an integer >= 1")
+        _check(self.heads >= 1, "heads", self.heads, "an integer >= 1")
+        _check(0 < self.ffn_fraction <= 1, "ffn_fraction", self.ffn_fraction, "a number in (0, 1]")
+        _check(
+            0 <= self.sparsity <= MAX_SPARSITY, "sparsity", self.sparsity, f"0..{MAX_SPARSITY}"
+        )
+        _check(self.bits in BITS, "bits", self.bits, "one of 32, 8, 4")
+        _check(
+            self.int8_method in (None, *INT8_METHODS),
+            "int8_method",
+            self.int8_method,
+            "'dynamic' or 'qat'",
+        )
+        _check(self.temperature > 0, "temperature", self.temperature, "a number > 0")
+        _check(0 <= self.alpha <= 1, "alpha", self.alpha, "a number in [0, 1]")
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CompressionConfig:
+        unknown = sorted(set(values) - set(cls.fields()))
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration key(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(cls.fields())}"
+            )
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field is missing
+            raise ConfigError(f"incomplete configuration: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def architecture_key(self) -> tuple[int, int, float, int, str | None]:
+        """What decides latency: shape and number format, not weights or training."""
+        return (self.layers, self.heads, self.ffn_fraction, self.bits, self.int8_method)
+
+    def label(self) -> str:
+        method = f"-{self.int8_method}" if self.bits == 8 else ""
+        return (
+            f"L{self.layers}-H{self.heads}-F{self.ffn_fraction:g}-S{self.sparsity:g}"
+            f"-INT{self.bits}{method}".replace("INT32", "FP32")
+        )
+
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is out of range; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Distillation budget of one trial."""
+
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    threads: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """ONNX Runtime latency measurement: batch, sequence length, threads, repetitions."""
+
+    threads: int = 1
+    batch_size: int = 1
+    sequence_length: int = 64
+    warmup: int = 20
+    runs: int = 100
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency of a candidate measured interleaved with the reference in one window."""
+
+    median_ms: float
+    p90_ms: float
+    cv: float
+    reference_median_ms: float
+    speedup_vs_reference: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Everything measured about one compressed, exported model."""
+
+    config: CompressionConfig
+    accuracy: float
+    macro_f1: float
+    latency: LatencyResult
+    speedup_vs_teacher_pytorch: float
+    speedup_vs_teacher_ort: float
+    size_mb: float
+    compressed_size_mb: float
+    sparsity: float
+    parameters: int
+    model_path: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    train_curve: list[tuple[int, float]] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,204 @@
+"""One trial: configuration in, measured, deployable ONNX model out.
+
+  1. build the student from the teacher (layers kept, heads and FFN neurons removed)
+  2. probe its latency now: shape and bit width decide latency, not training, so a
+     configuration that breaks the latency budget stops here, in seconds
+  3. distill from cached teacher logits, with the sparsity schedule
+  4. quantize and export to ONNX with ORT graph optimisations
+  5. accuracy of the exported model in ORT, then its final latency
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from autotune.compression import export, quantize
+from autotune.compression.batching import TokenizedSplit, train_batches
+from autotune.compression.config import (
+    CompressionConfig,
+    EvalResult,
+    LatencyResult,
+    LatencySettings,
+    TrainingSettings,
+)
+from autotune.compression.distill import distill
+from autotune.compression.evaluate import (
+    compressed_size_mb,
+    evaluate_onnx,
+    onnx_weight_sparsity,
+    size_mb,
+)
+from autotune.compression.latency import measure_interleaved
+from autotune.compression.student import (
+    Importance,
+    build_student,
+    count_parameters,
+    plan_student,
+)
+from autotune.errors import LatencyConstraintError
+
+MODEL_FILE = "model.onnx"
+METRICS_FILE = "metrics.json"
+QAT_CALIBRATION_BATCHES = 8
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """Everything a trial needs, prepared once per study (see ``autotune.context``)."""
+
+    teacher: nn.Module
+    importance: Importance
+    train: TokenizedSplit
+    teacher_logits: np.ndarray
+    validation: TokenizedSplit
+    reference_onnx: Path  # the teacher in ORT FP32: the latency reference
+    teacher_pytorch_over_reference: float  # t(PyTorch FP32) / t(ORT FP32), measured together
+    training: TrainingSettings
+    latency: LatencySettings
+    max_latency_ms: float | None = None
+    pad_id: int = 0
+    eval_threads: int | None = None
+
+
+class Progress:
+    """Receives stage changes and training steps; the CLI renders them with Rich."""
+
+    def stage(self, name: str) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def step(self, done: int, total: int) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class _Timer:
+    def __init__(self, progress: Progress) -> None:
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.progress.stage(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def run_trial(
+    inputs: TrialInputs,
+    config: CompressionConfig,
+    out_dir: Path,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Run one configuration end to end and write ``model.onnx`` and ``metrics.json``."""
+    timer = _Timer(progress or Progress())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = inputs.teacher.config.vocab_size
+    with tempfile.TemporaryDirectory(prefix="autotune-trial-") as scratch:
+        work = Path(scratch)
+        with timer.stage("build"):
+            student, parameters = _student(inputs, config)
+        with timer.stage("latency_probe"):
+            probe = _export_deployable(student, config, work / "probe")
+            probed = measure_interleaved(probe, inputs.reference_onnx, inputs.latency, vocab)
+            if inputs.max_latency_ms is not None and probed.median_ms > inputs.max_latency_ms:
+                raise LatencyConstraintError(probed.median_ms, inputs.max_latency_ms)
+        with timer.stage("distill"):
+            curve = distill(
+                student,
+                inputs.train,
+                inputs.training,
+                teacher_logits=inputs.teacher_logits,
+                temperature=config.temperature,
+                alpha=config.alpha,
+                sparsity=config.sparsity,
+                pad_id=inputs.pad_id,
+                on_step=timer.progress.step,
+            )
+        with timer.stage("export"):
+            model_path = _export_deployable(student, config, work / "final")
+            deployed = out_dir / MODEL_FILE
+            deployed.write_bytes(model_path.read_bytes())
+            export.check_loads(deployed)
+        with timer.stage("evaluate"):
+            scores = evaluate_onnx(deployed, inputs.validation, inputs.eval_threads)
+            sparsity = onnx_weight_sparsity(deployed)
+            compressed = compressed_size_mb(deployed)
+        with timer.stage("latency"):
+            latency = measure_interleaved(deployed, inputs.reference_onnx, inputs.latency, vocab)
+    result = EvalResult(
+        config=config,
+        accuracy=scores.accuracy,
+        macro_f1=scores.macro_f1,
+        latency=latency,
+        speedup_vs_teacher_pytorch=inputs.teacher_pytorch_over_reference
+        * latency.speedup_vs_reference,
+        speedup_vs_teacher_ort=latency.speedup_vs_reference,
+        size_mb=size_mb(deployed),
+        compressed_size_mb=compressed,
+        sparsity=sparsity,
+        parameters=parameters,
+        model_path=str(deployed),
+        stage_seconds=timer.seconds,
+        train_curve=curve,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    write_metrics(result, out_dir / METRICS_FILE)
+    return result
+
+
+def probe_latency(inputs: TrialInputs, config: CompressionConfig) -> LatencyResult:
+    """Latency of ``config``'s architecture and bit width with untrained weights."""
+    student, _ = _student(inputs, config)
+    with tempfile.TemporaryDirectory(prefix="autotune-probe-") as scratch:
+        path = _export_deployable(student, config, Path(scratch))
+        return measure_interleaved(
+            path, inputs.reference_onnx, inputs.latency, inputs.teacher.config.vocab_size
+        )
+
+
+def _student(inputs: TrialInputs, config: CompressionConfig) -> tuple[nn.Module, int]:
+    """The student for ``config`` (with NNCF quantizers for QAT) and its parameter count."""
+    plan = plan_student(inputs.teacher.config, config, inputs.importance)
+    student = build_student(inputs.teacher, plan)
+    parameters = count_parameters(student)
+    if config.int8_method == "qat":
+        student = quantize.prepare_qat(student, _calibration(inputs))
+    return student, parameters
+
+
+def _export_deployable(student: nn.Module, config: CompressionConfig, work: Path) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    if config.int8_method == "qat":
+        # NNCF's fake-quantizers export as QuantizeLinear/DequantizeLinear: already INT8.
+        with torch.no_grad():
+            stripped = quantize.strip_qat(copy.deepcopy(student))
+        raw = export.export_onnx(stripped, work / "raw.onnx")
+        return export.optimize_for_ort(raw, work / MODEL_FILE)
+    raw = export.export_onnx(student, work / "raw.onnx")
+    quantized = quantize.quantize_onnx(raw, work / "quantized.onnx", config.bits)
+    return export.optimize_for_ort(quantized, work / MODEL_FILE)
+
+
+def _calibration(inputs: TrialInputs):
+    rng = np.random.default_rng(inputs.training.seed)
+    batches = train_batches(inputs.train, inputs.training.batch_size, rng, inputs.pad_id)
+    return [b for _, b in zip(range(QAT_CALIBRATION_BATCHES), batches, strict=False)]
+
+
+def write_metrics(result: EvalResult, path: Path) -> None:
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+

@@ -1,0 +1,196 @@
+"""Train/validation splits from local files or the Hugging Face hub, tokenized and cached.
+
+A spec names its dataset by hub id; a local copy in the data directory (``--data-dir`` or
+``AUTOTUNE_DATA_DIR``) is preferred, so the same spec works online and offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autotune import cache
+from autotune.compression.batching import TokenizedSplit
+from autotune.errors import DataError
+from autotune.spec import DatasetSpec
+
+DATA_DIR_ENV = "AUTOTUNE_DATA_DIR"
+FORMATS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where one split's rows come from: a local file, or a hub id (+config)."""
+
+    description: str
+    fingerprint: str
+    file: Path | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: TokenizedSplit
+    validation: TokenizedSplit
+    num_labels: int
+    fingerprint: str  # content hash of both tokenized splits' inputs
+
+
+def data_dir(explicit: str | Path | None = None) -> Path | None:
+    value = explicit or os.environ.get(DATA_DIR_ENV)
+    return Path(value) if value else None
+
+
+def resolve_split(ds: DatasetSpec, split: str, root: Path | None) -> DataSource:
+    """Find a split: explicit path, then the data directory, then the hub."""
+    looked: list[str] = []
+    if ds.path:
+        found = _file_for_split(Path(ds.path), split, looked)
+        if found is None:
+            raise DataError(f"dataset path: no file for split '{split}' (looked for {looked})")
+        return _local(found)
+    if root is not None and ds.local_folder:
+        found = _file_for_split(root / ds.local_folder, split, looked)
+        if found is not None:
+            return _local(found)
+    if ds.hub_id:
+        where = f"; no local copy in {looked}" if looked else ""
+        return DataSource(
+            description=f"hub {ds.hub_id}{'/' + ds.hub_config if ds.hub_config else ''}{where}",
+            fingerprint=cache.hash_json([ds.hub_id, ds.hub_config, split]),
+            hub_id=ds.hub_id,
+            hub_config=ds.hub_config,
+        )
+    hint = f"set --data-dir or {DATA_DIR_ENV}" if root is None else f"looked for {looked}"
+    raise DataError(f"dataset '{ds.local_folder}' split '{split}' not found ({hint})")
+
+
+def _file_for_split(base: Path, split: str, looked: list[str]) -> Path | None:
+    if base.is_file():
+        return base
+    for suffix in FORMATS:
+        candidate = base / f"{split}{suffix}"
+        looked.append(str(candidate))
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _local(path: Path) -> DataSource:
+    if path.suffix not in FORMATS:
+        raise DataError(f"{path}: unsupported format '{path.suffix}'; allowed: {', '.join(FORMATS)}")
+    return DataSource(description=str(path), fingerprint=cache.hash_file(path), file=path)
+
+
+def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> tuple[list[str], np.ndarray]:
+    """Texts and integer labels of one split, validated."""
+    table = _load_table(source, split)
+    columns = list(table.column_names)
+    for role, name in (("text", ds.text_column), ("label", ds.label_column)):
+        if name not in columns:
+            raise DataError(
+                f"{source.description}: {role} column '{name}' not found; columns: {columns}"
+            )
+    texts = table[ds.text_column]
+    labels = _integer_labels(table[ds.label_column], source.description, ds.label_column)
+    if len(texts) == 0:
+        raise DataError(f"{source.description}: split '{split}' is empty")
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(
+                f"{source.description}: row {row + 1} has an empty or non-text "
+                f"'{ds.text_column}' value ({text!r})"
+            )
+    return list(texts), labels
+
+
+def _load_table(source: DataSource, split: str) -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    logging.getLogger("datasets").setLevel(logging.ERROR)
+    try:
+        if source.file is None:
+            return datasets.load_dataset(source.hub_id, source.hub_config, split=split)
+        builder = FORMATS[source.file.suffix]
+        options: dict[str, Any] = {}
+        if source.file.suffix == ".tsv":
+            # GLUE-style TSV: tab separated, quotes are part of the text.
+            options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+        return datasets.load_dataset(
+            builder, data_files=str(source.file), split="train", **options
+        )
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source.description}: not UTF-8 text ({exc.reason})") from None
+    except Exception as exc:  # datasets wraps parser errors in many types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{source.description}: cannot load split '{split}': {reason}") from None
+
+
+def _integer_labels(values: list[Any], where: str, column: str) -> np.ndarray:
+    labels = np.empty(len(values), dtype=np.int64)
+    for row, value in enumerate(values):
+        if isinstance(value, bool) or value is None:
+            raise DataError(f"{where}: row {row + 1}: label {value!r} in '{column}' is missing")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int | np.integer) or value < 0:
+            raise DataError(
+                f"{where}: row {row + 1}: label {value!r} in '{column}' is not an integer "
+                "class id; labels must be integers 0..K-1"
+            )
+        labels[row] = value
+    return labels
+
+
+def load_splits(
+    ds: DatasetSpec, tokenizer: Any, tokenizer_fingerprint: str, root: Path | None
+) -> Splits:
+    """Both splits, tokenized (cached on disk by content hash) and checked against each other."""
+    train, train_key = _tokenized(ds, ds.train_split, tokenizer, tokenizer_fingerprint, root)
+    validation, val_key = _tokenized(
+        ds, ds.validation_split, tokenizer, tokenizer_fingerprint, root
+    )
+    classes = np.unique(train.labels)
+    if len(classes) < 2:
+        raise DataError(
+            f"split '{ds.train_split}' has a single class ({classes.tolist()}); "
+            "classification needs at least two"
+        )
+    num_labels = int(train.labels.max()) + 1
+    if validation.labels.max() >= num_labels:
+        raise DataError(
+            f"split '{ds.validation_split}' has label {int(validation.labels.max())}, "
+            f"which split '{ds.train_split}' never uses (labels 0..{num_labels - 1})"
+        )
+    if ds.max_validation_samples and len(validation) > ds.max_validation_samples:
+        validation = validation.subset(np.arange(ds.max_validation_samples))
+    fingerprint = cache.hash_json([train_key, val_key, ds.max_validation_samples])
+    return Splits(train, validation, num_labels, fingerprint)
+
+
+def _tokenized(
+    ds: DatasetSpec, split: str, tokenizer: Any, tokenizer_fingerprint: str, root: Path | None
+) -> tuple[TokenizedSplit, str]:
+    source = resolve_split(ds, split, root)
+    key = cache.hash_json(
+        [source.fingerprint, ds.text_column, ds.label_column, ds.max_length, split,
+         tokenizer_fingerprint]
+    )
+    target = cache.entry_dir("tokens", key)
+    if (target / "split.npz").exists():
+        with np.load(target / "split.npz") as saved:
+            return TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"]), key
+    texts, labels = read_rows(source, split, ds)
+    encoded = tokenizer(texts, truncation=True, max_length=ds.max_length)["input_ids"]
+    result = TokenizedSplit.from_rows([np.asarray(r, dtype=np.int32) for r in encoded], labels)
+    with cache.atomic_dir(target) as tmp:
+        np.savez(tmp / "split.npz", ids=result.ids, offsets=result.offsets, labels=result.labels)
+    return result, key

@@ -1,0 +1,41 @@
+"""Every error autotune raises on purpose derives from :class:`AutotuneError`.
+
+The CLI prints ``str(error)`` as one line and exits non-zero, so messages must name what is
+wrong and what is allowed, without a traceback.
+"""
+
+
+class AutotuneError(Exception):
+    """Base class of all autotune errors."""
+
+
+class SpecError(AutotuneError):
+    """A study spec file is missing, unreadable or invalid."""
+
+
+class DataError(AutotuneError):
+    """A dataset cannot be found, read or used for classification."""
+
+
+class TeacherError(AutotuneError):
+    """A teacher checkpoint cannot be found or does not fit the dataset."""
+
+
+class ConfigError(AutotuneError):
+    """A compression configuration is out of range for this teacher or study."""
+
+
+class CompressionError(AutotuneError):
+    """A stage of the compression pipeline failed (distill, quantize, export, evaluate)."""
+
+
+class LatencyConstraintError(AutotuneError):
+    """A candidate is slower than the study's latency constraint; raised before training."""
+
+    def __init__(self, latency_ms: float, max_latency_ms: float) -> None:
+        super().__init__(
+            f"latency {latency_ms:.2f} ms exceeds max_latency_ms={max_latency_ms:g}; "
+            "stopped before training"
+        )
+        self.latency_ms = latency_ms
+        self.max_latency_ms = max_latency_ms

@@ -1,0 +1,45 @@
+"""Hardware fingerprint (decision 7): results are per machine, fronts never mix machines."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import cache
+from typing import Any
+
+from autotune.cache import hash_json
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+
+
+@cache
+def _cpuinfo() -> dict[str, str]:
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def fingerprint(threads: int) -> dict[str, Any]:
+    """What decides latency on this machine: CPU, ISA extensions, runtimes and thread count."""
+    import onnxruntime
+    import torch
+
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    data: dict[str, Any] = {
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "isa": sorted(flag for flag in ISA_FLAGS if flag in flags),
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "threads": threads,
+    }
+    data["id"] = hash_json(data)[:12]
+    return data

