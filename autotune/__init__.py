@@ -1,5 +1,12 @@
 """autotune: find the best compressed transformer text classifier for your latency budget."""
 
+import logging as _logging
+
+# torchao (pulled in by transformers when installed) logs about CUDA kernels it cannot load on
+# a CPU machine, and torch about an enum registration; neither concerns a CPU user.
+for _name in ("torchao", "torch.utils._pytree"):
+    _logging.getLogger(_name).setLevel(_logging.ERROR)
+
 from autotune.api import TrialReport, prepare, run_one_trial, train_teacher
 from autotune.compression.config import CompressionConfig, EvalResult
 from autotune.errors import AutotuneError

@@ -21,30 +21,33 @@ OUTPUT_NAMES = ["logits"]
 OPSET = 17
 
 
-class _LogitsOnly(nn.Module):
-    """Positional (input_ids, attention_mask) -> logits, the signature the exporter traces."""
+def example_inputs(sequence_length: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two rows, the second padded.
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    The mask must contain zeros: transformers skips building the attention mask when it is
+    all ones, and the tracer would then record a graph that ignores ``attention_mask``.
+    """
+    ids = torch.full((2, sequence_length), 1000, dtype=torch.long)
+    mask = torch.ones((2, sequence_length), dtype=torch.long)
+    mask[1, sequence_length // 2 :] = 0
+    ids[1, sequence_length // 2 :] = 0
+    return ids, mask
 
 
 def export_onnx(model: nn.Module, path: Path, sequence_length: int = 16) -> Path:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes."""
+    ids, mask = example_inputs(sequence_length)
+    # No wrapper module: the exporter restores the traced module's training flag on every
+    # submodule afterwards, and NNCF's QAT hooks are keyed by the model's own module paths.
     model.eval()
-    ids = torch.ones((1, sequence_length), dtype=torch.long)
-    mask = torch.ones((1, sequence_length), dtype=torch.long)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     axes["logits"] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly(model),
-            (ids, mask),
+            model,
+            (ids, mask),  # positional: forward(input_ids, attention_mask, ...)
             str(path),
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,

@@ -87,15 +87,26 @@ def prepare_qat(model: nn.Module, calibration: Iterable[Batch]) -> nn.Module:
         raise CompressionError("quantization-aware training needs calibration batches")
     dataset = nncf.Dataset(items, lambda item: {"input_ids": item[0], "attention_mask": item[1]})
     try:
-        return nncf.quantize(model, dataset, subset_size=len(items) * len(items[0][0]))
+        # TRANSFORMER keeps quantizers off the attention-mask arithmetic and softmax inputs;
+        # without it the quantized BERT outputs NaN and its export fails on integer tensors.
+        return nncf.quantize(
+            model, dataset, subset_size=len(items), model_type=nncf.ModelType.TRANSFORMER
+        )
     except Exception as exc:
         raise CompressionError(f"NNCF could not prepare quantization-aware training: {exc}") from None
 
 
 def strip_qat(model: nn.Module) -> nn.Module:
+    """Replace NNCF's quantizers by torch-native fake-quantize ops (exported as QDQ)."""
     import nncf
 
-    return nncf.strip(model, do_copy=False, strip_format=nncf.StripFormat.NATIVE)
+    from autotune.compression.export import example_inputs
+
+    ids, mask = example_inputs()
+    example = {"input_ids": ids, "attention_mask": mask}
+    return nncf.strip(
+        model, do_copy=False, strip_format=nncf.StripFormat.NATIVE, example_input=example
+    )
 
 
 def _quiet_ort_logs() -> None:
