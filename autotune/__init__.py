@@ -7,10 +7,10 @@ import logging as _logging
 for _name in ("torchao", "torch.utils._pytree"):
     _logging.getLogger(_name).setLevel(_logging.ERROR)
 
-from autotune.api import TrialReport, prepare, run_one_trial, train_teacher
-from autotune.compression.config import CompressionConfig, EvalResult
-from autotune.errors import AutotuneError
-from autotune.spec import StudySpec, load_spec
+from autotune.api import TrialReport, prepare, run_one_trial, train_teacher  # noqa: E402
+from autotune.compression.config import CompressionConfig, EvalResult  # noqa: E402
+from autotune.errors import AutotuneError  # noqa: E402
+from autotune.spec import StudySpec, load_spec  # noqa: E402
 
 __all__ = [
     "AutotuneError",

@@ -59,7 +59,9 @@ def _typed(key: str, raw: str) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+        raise ConfigError(
+            f"{key}={raw!r} is not a{'n integer' if kind is int else ' number'}"
+        ) from None
 
 
 def prepare(

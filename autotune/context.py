@@ -90,8 +90,9 @@ def prepare_study(
     progress.stage("teacher")
     teacher = load_teacher(spec.teacher.checkpoint, models_root)
     progress.stage("data")
-    splits = data.load_splits(spec.dataset, teacher.tokenizer, teacher.tokenizer_fingerprint,
-                              data_root)
+    splits = data.load_splits(
+        spec.dataset, teacher.tokenizer, teacher.tokenizer_fingerprint, data_root
+    )
     check_labels(teacher, splits.num_labels)
     train, subset_key = _train_subset(spec, splits.train)
     pad_id = teacher.tokenizer.pad_token_id or 0

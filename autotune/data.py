@@ -85,7 +85,9 @@ def _file_for_split(base: Path, split: str, looked: list[str]) -> Path | None:
 
 def _local(path: Path) -> DataSource:
     if path.suffix not in FORMATS:
-        raise DataError(f"{path}: unsupported format '{path.suffix}'; allowed: {', '.join(FORMATS)}")
+        raise DataError(
+            f"{path}: unsupported format '{path.suffix}'; allowed: {', '.join(FORMATS)}"
+        )
     return DataSource(description=str(path), fingerprint=cache.hash_file(path), file=path)
 
 
@@ -124,12 +126,12 @@ def _load_table(source: DataSource, split: str) -> Any:
         if source.file.suffix == ".tsv":
             # GLUE-style TSV: tab separated, quotes are part of the text.
             options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
-        return datasets.load_dataset(
-            builder, data_files=str(source.file), split="train", **options
-        )
+        return datasets.load_dataset(builder, data_files=str(source.file), split="train", **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"{source.description}: not UTF-8 text ({exc.reason})") from None
     except Exception as exc:  # datasets wraps parser errors in many types
+        if "corresponds to no data" in str(exc):  # a file with a header and no rows
+            raise DataError(f"{source.description}: split '{split}' is empty") from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source.description}: cannot load split '{split}': {reason}") from None
 
@@ -181,8 +183,14 @@ def _tokenized(
 ) -> tuple[TokenizedSplit, str]:
     source = resolve_split(ds, split, root)
     key = cache.hash_json(
-        [source.fingerprint, ds.text_column, ds.label_column, ds.max_length, split,
-         tokenizer_fingerprint]
+        [
+            source.fingerprint,
+            ds.text_column,
+            ds.label_column,
+            ds.max_length,
+            split,
+            tokenizer_fingerprint,
+        ]
     )
     target = cache.entry_dir("tokens", key)
     if (target / "split.npz").exists():

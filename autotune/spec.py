@@ -132,7 +132,9 @@ def _check_range(
     bad_low = rng.min <= low if low_open else rng.min < low
     if bad_low or rng.max > high:
         bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must lie in {bracket}{low:g}, {high:g}], got {rng.min:g}..{rng.max:g}")
+        raise ValueError(
+            f"{name} must lie in {bracket}{low:g}, {high:g}], got {rng.min:g}..{rng.max:g}"
+        )
 
 
 class ConstraintsSpec(_Strict):

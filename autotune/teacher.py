@@ -20,8 +20,14 @@ from autotune.errors import TeacherError
 
 MODELS_DIR_ENV = "AUTOTUNE_MODELS_DIR"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "merges.txt",
-                   "vocab.json", "special_tokens_map.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "merges.txt",
+    "vocab.json",
+    "special_tokens_map.json",
+)
 SUPPORTED = "BERT-style encoders (bert, roberta, xlm-roberta, electra, distilroberta)"
 
 
@@ -82,7 +88,7 @@ def load_teacher(checkpoint: str, root: Path | None = None) -> Teacher:
         model=model,
         tokenizer=tokenizer,
         source=source,
-        fingerprint=_fingerprint(source, WEIGHT_FILES + ("config.json",)),
+        fingerprint=_fingerprint(source, (*WEIGHT_FILES, "config.json")),
         tokenizer_fingerprint=_fingerprint(source, TOKENIZER_FILES),
     )
 
@@ -151,7 +157,10 @@ def backbone_source(backbone: str) -> str:
 
 
 def fine_tune(
-    spec: Any, data_root: Path | None, out_dir: Path, max_train_samples: int | None = None,
+    spec: Any,
+    data_root: Path | None,
+    out_dir: Path,
+    max_train_samples: int | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune ``spec.teacher.backbone`` on the study's dataset; save a checkpoint directory."""

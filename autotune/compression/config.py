@@ -41,9 +41,7 @@ class CompressionConfig:
         _check(self.layers >= 1, "layers", self.layers, "an integer >= 1")
         _check(self.heads >= 1, "heads", self.heads, "an integer >= 1")
         _check(0 < self.ffn_fraction <= 1, "ffn_fraction", self.ffn_fraction, "a number in (0, 1]")
-        _check(
-            0 <= self.sparsity <= MAX_SPARSITY, "sparsity", self.sparsity, f"0..{MAX_SPARSITY}"
-        )
+        _check(0 <= self.sparsity <= MAX_SPARSITY, "sparsity", self.sparsity, f"0..{MAX_SPARSITY}")
         _check(self.bits in BITS, "bits", self.bits, "one of 32, 8, 4")
         _check(
             self.int8_method in (None, *INT8_METHODS),

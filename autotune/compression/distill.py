@@ -43,7 +43,7 @@ def kd_loss(
 
 
 def total_steps(n_rows: int, settings: TrainingSettings) -> int:
-    return max(1, int(round(batches_per_epoch(n_rows, settings.batch_size) * settings.epochs)))
+    return max(1, round(batches_per_epoch(n_rows, settings.batch_size) * settings.epochs))
 
 
 def distill(

@@ -117,7 +117,9 @@ def onnx_weight_sparsity(path: Path) -> float:
             if len(node.input) > 3 and node.input[3]:
                 continue  # asymmetric blocks: zero point per block, not produced by autotune
         else:
-            zp_name = node.input[spec[1]] if spec[1] is not None and len(node.input) > spec[1] else ""
+            zp_name = (
+                node.input[spec[1]] if spec[1] is not None and len(node.input) > spec[1] else ""
+            )
             zero = numpy_helper.to_array(inits[zp_name]) if zp_name in inits else 0
             values = weight
             if np.ndim(zero) == 1 and values.ndim == 2:

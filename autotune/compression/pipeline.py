@@ -1,11 +1,11 @@
 """One trial: configuration in, measured, deployable ONNX model out.
 
-  1. build the student from the teacher (layers kept, heads and FFN neurons removed)
-  2. probe its latency now: shape and bit width decide latency, not training, so a
-     configuration that breaks the latency budget stops here, in seconds
-  3. distill from cached teacher logits, with the sparsity schedule
-  4. quantize and export to ONNX with ORT graph optimisations
-  5. accuracy of the exported model in ORT, then its final latency
+1. build the student from the teacher (layers kept, heads and FFN neurons removed)
+2. probe its latency now: shape and bit width decide latency, not training, so a
+   configuration that breaks the latency budget stops here, in seconds
+3. distill from cached teacher logits, with the sparsity schedule
+4. quantize and export to ONNX with ORT graph optimisations
+5. accuracy of the exported model in ORT, then its final latency
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +75,10 @@ class TrialInputs:
 class Progress:
     """Receives stage changes and training steps; the CLI renders them with Rich."""
 
-    def stage(self, name: str) -> None:  # noqa: B027 - optional hook
+    def stage(self, name: str) -> None:
         pass
 
-    def step(self, done: int, total: int) -> None:  # noqa: B027 - optional hook
+    def step(self, done: int, total: int) -> None:
         pass
 
 
@@ -201,4 +201,3 @@ def _calibration(inputs: TrialInputs):
 
 def write_metrics(result: EvalResult, path: Path) -> None:
     path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-

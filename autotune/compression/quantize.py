@@ -93,7 +93,9 @@ def prepare_qat(model: nn.Module, calibration: Iterable[Batch]) -> nn.Module:
             model, dataset, subset_size=len(items), model_type=nncf.ModelType.TRANSFORMER
         )
     except Exception as exc:
-        raise CompressionError(f"NNCF could not prepare quantization-aware training: {exc}") from None
+        raise CompressionError(
+            f"NNCF could not prepare quantization-aware training: {exc}"
+        ) from None
 
 
 def strip_qat(model: nn.Module) -> nn.Module:

@@ -64,4 +64,3 @@ def weight_sparsity(model: nn.Module) -> float:
     zeros = sum(int((w == 0).sum()) for w in weights)
     total = sum(w.numel() for w in weights)
     return zeros / total if total else 0.0
-

@@ -1,0 +1,140 @@
+"""``autotune trial run`` as a user runs it: a real process, real files, real exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import sentences, spec_text, write_tsv
+
+
+def autotune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "autotune", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_trial_run_prints_table_and_writes_outputs(tiny_spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = autotune(
+        "trial",
+        "run",
+        str(tiny_spec),
+        "--set",
+        "layers=2",
+        "bits=8",
+        "temperature=3",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "speedup vs PyTorch" in proc.stdout and "L2-H4-F1-S0-INT8-dynamic" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["layers"] == 2 and metrics["config"]["temperature"] == 3.0
+    assert (out / "model.onnx").stat().st_size > 0
+
+
+def test_trial_run_json(tiny_spec: Path, tmp_path: Path) -> None:
+    proc = autotune(
+        "trial",
+        "run",
+        str(tiny_spec),
+        "--set",
+        "layers=1",
+        "--set",
+        "bits=4",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["config"]["bits"] == 4
+
+
+def _spec(tmp_path: Path, tiny_teacher: Path, data: Path | None = None, **sections: str) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(spec_text(data or tmp_path / "data", tiny_teacher, **sections))
+    return path
+
+
+def _data(tmp_path: Path, train: list, header: str = "sentence\tlabel") -> Path:
+    write_tsv(tmp_path / "data" / "train.tsv", train, header)
+    write_tsv(tmp_path / "data" / "validation.tsv", sentences(8, 2), header)
+    return tmp_path / "data"
+
+
+BAD_INPUTS = {
+    "unknown spec key": (
+        lambda p, t: _spec(p, t, training="epochs = 1\nbatchsize = 4"),
+        [],
+        "training.batchsize: unknown key; allowed keys here: batch_size",
+    ),
+    "out-of-range spec value": (
+        lambda p, t: _spec(p, t, latency="threads = 0"),
+        [],
+        "latency.threads: Input should be greater than or equal to 1 (got 0)",
+    ),
+    "out-of-range --set value": (
+        lambda p, t: _spec(p, t, _data(p, sentences(16, 1))),
+        ["--set", "layers=9"],
+        "layers=9 but the teacher has 4; allowed: 1..4",
+    ),
+    "unknown --set key": (
+        lambda p, t: _spec(p, t),
+        ["--set", "depth=2"],
+        "unknown key 'depth' in --set; allowed: layers, heads",
+    ),
+    "non-numeric --set value": (
+        lambda p, t: _spec(p, t),
+        ["--set", "bits=eight"],
+        "bits='eight' is not an integer",
+    ),
+    "missing data file": (
+        lambda p, t: _spec(p, t, p / "nowhere"),
+        [],
+        "no file for split 'train'",
+    ),
+    "missing text column": (
+        lambda p, t: _spec(p, t, _data(p, sentences(8, 1), header="review\tlabel")),
+        [],
+        "text column 'sentence' not found; columns: ['review', 'label']",
+    ),
+    "non-integer labels": (
+        lambda p, t: _spec(p, t, _data(p, [("good", "pos"), ("bad", "neg")])),
+        [],
+        "label 'pos' in 'label' is not an integer class id",
+    ),
+    "empty split": (
+        lambda p, t: _spec(p, t, _data(p, [])),
+        [],
+        "split 'train' is empty",
+    ),
+    "missing teacher directory": (
+        lambda p, t: _spec(p, p / "no-teacher", _data(p, sentences(8, 1))),
+        [],
+        "teacher checkpoint",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_clear_line(case: str, tmp_path: Path, tiny_teacher: Path) -> None:
+    make_spec, extra, expected = BAD_INPUTS[case]
+    spec = make_spec(tmp_path, tiny_teacher)
+    proc = autotune("trial", "run", str(spec), *extra, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in " ".join(lines[0].split()), lines[0]
+    assert not (tmp_path / "out" / "metrics.json").exists()

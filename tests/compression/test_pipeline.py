@@ -1,0 +1,65 @@
+"""One trial end to end on the tiny teacher, for every bit width and student shape."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from autotune.compression.config import CompressionConfig
+from autotune.compression.evaluate import evaluate_onnx, onnx_weight_sparsity
+from autotune.compression.pipeline import METRICS_FILE, MODEL_FILE, run_trial
+from autotune.errors import LatencyConstraintError
+
+CASES = {
+    "fp32-shallow": CompressionConfig(layers=1, heads=4, bits=32),
+    "int8-dynamic": CompressionConfig(layers=2, heads=4, bits=8),
+    "int8-qat": CompressionConfig(layers=2, heads=4, bits=8, int8_method="qat"),
+    "int4-sparse": CompressionConfig(layers=4, heads=4, bits=4, sparsity=0.5),
+    "narrow": CompressionConfig(
+        layers=2, heads=2, ffn_fraction=0.25, bits=8, temperature=4, alpha=0.9
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_trial_writes_a_measured_deployable_model(tiny_context, tmp_path: Path, case: str) -> None:
+    config = CASES[case]
+    result = run_trial(tiny_context.inputs, config, tmp_path)
+    model = tmp_path / MODEL_FILE
+    assert result.model_path == str(model)
+    # What was reported is what the deployed file scores in a fresh session.
+    fresh = evaluate_onnx(model, tiny_context.inputs.validation)
+    assert fresh.accuracy == result.accuracy
+    assert result.sparsity == pytest.approx(onnx_weight_sparsity(model))
+    if config.sparsity:
+        assert result.sparsity >= config.sparsity - 0.02
+    assert result.latency.median_ms > 0 and result.speedup_vs_teacher_ort > 0
+    assert set(result.stage_seconds) == {
+        "build",
+        "latency_probe",
+        "distill",
+        "export",
+        "evaluate",
+        "latency",
+    }
+    metrics = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert metrics["accuracy"] == result.accuracy
+    assert metrics["config"] == config.to_dict()
+
+
+def test_narrow_student_has_fewer_parameters(tiny_context, tmp_path: Path) -> None:
+    wide = run_trial(tiny_context.inputs, CompressionConfig(layers=2, heads=4), tmp_path / "w")
+    narrow = run_trial(
+        tiny_context.inputs, CompressionConfig(layers=2, heads=1, ffn_fraction=0.25), tmp_path / "n"
+    )
+    assert narrow.parameters < wide.parameters
+
+
+def test_latency_constraint_stops_before_training(tiny_context, tmp_path: Path) -> None:
+    inputs = replace(tiny_context.inputs, max_latency_ms=1e-6)
+    with pytest.raises(
+        LatencyConstraintError, match="exceeds max_latency_ms=1e-06; stopped before training"
+    ):
+        run_trial(inputs, CompressionConfig(layers=1, heads=4), tmp_path)
+    assert not (tmp_path / MODEL_FILE).exists()

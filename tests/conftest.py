@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # hub look-ups hang without a network
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.helpers import make_dataset, make_tiny_teacher, spec_text
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+SHARED_MODELS = SHARED / "models"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own autotune and datasets caches."""
+    root = tmp_path_factory.mktemp("cache")
+    os.environ["AUTOTUNE_CACHE_DIR"] = str(root / "autotune")
+    os.environ["HF_DATASETS_CACHE"] = str(root / "datasets")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(
+    tmp_path_factory: pytest.TempPathFactory, tiny_teacher: Path, tiny_data: Path
+) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    path.write_text(spec_text(tiny_data, tiny_teacher))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_context(tiny_spec: Path):
+    """The tiny study prepared once: teacher, splits, logits, importance, baselines."""
+    from autotune import api
+
+    return api.prepare(tiny_spec)
+
+
+def shared_available() -> bool:
+    return (SHARED_DATA / "sst2" / "train.tsv").is_file() and (
+        SHARED_MODELS / "minilm-l6-sst2" / "config.json"
+    ).is_file()

