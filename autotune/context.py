@@ -118,6 +118,7 @@ def prepare_study(
         latency=settings,
         max_latency_ms=spec.constraints.max_latency_ms,
         pad_id=pad_id,
+        hardware=machine,
     )
     _set_training_threads(spec)
     return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels)

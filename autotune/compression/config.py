@@ -143,6 +143,7 @@ class EvalResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     train_curve: list[tuple[int, float]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    hardware: dict[str, Any] = field(default_factory=dict)  # where latency was measured
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,8 +17,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +71,7 @@ class TrialInputs:
     max_latency_ms: float | None = None
     pad_id: int = 0
     eval_threads: int | None = None
+    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 class Progress:
@@ -155,6 +157,7 @@ def run_trial(
         stage_seconds=timer.seconds,
         train_curve=curve,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        hardware=inputs.hardware,
     )
     write_metrics(result, out_dir / METRICS_FILE)
     return result

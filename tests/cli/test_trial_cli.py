@@ -11,14 +11,13 @@ import pytest
 from tests.helpers import sentences, spec_text, write_tsv
 
 
-def autotune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def autotune(*args: str, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-m", "autotune", *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=cwd,
         timeout=600,
     )
 
@@ -138,3 +137,22 @@ def test_bad_input_gives_one_clear_line(case: str, tmp_path: Path, tiny_teacher:
     assert lines[0].startswith("error: ")
     assert expected in " ".join(lines[0].split()), lines[0]
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_teacher_train_makes_a_loadable_teacher(tiny_spec: Path, tmp_path: Path) -> None:
+    """Fine-tunes the packaged MiniLM backbone (the real default) on a few rows."""
+    from autotune.teacher import load_teacher
+
+    out = tmp_path / "teacher"
+    proc = autotune("teacher", "train", str(tiny_spec), "--out", str(out), "--max-train-samples", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert "validation accuracy" in proc.stdout
+    teacher = load_teacher(str(out))
+    assert teacher.num_labels == 2 and teacher.model.config.num_hidden_layers == 6
+    assert (out / "training_log.json").is_file()
+
+
+def test_teacher_train_needs_a_destination(tiny_spec: Path) -> None:
+    proc = autotune("teacher", "train", str(tiny_spec), unset=("AUTOTUNE_MODELS_DIR",))
+    assert proc.returncode == 1
+    assert "say where to save the teacher: --out, --models-dir or AUTOTUNE_MODELS_DIR" in proc.stderr
