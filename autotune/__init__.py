@@ -7,20 +7,37 @@ import logging as _logging
 for _name in ("torchao", "torch.utils._pytree"):
     _logging.getLogger(_name).setLevel(_logging.ERROR)
 
-from autotune.api import TrialReport, prepare, run_one_trial, train_teacher  # noqa: E402
+from autotune.api import (  # noqa: E402
+    BestConfig,
+    TrialReport,
+    best_config,
+    export_model,
+    list_studies,
+    pareto_front,
+    prepare,
+    run_one_trial,
+    run_study,
+    train_teacher,
+)
 from autotune.compression.config import CompressionConfig, EvalResult  # noqa: E402
 from autotune.errors import AutotuneError  # noqa: E402
 from autotune.spec import StudySpec, load_spec  # noqa: E402
 
 __all__ = [
     "AutotuneError",
+    "BestConfig",
     "CompressionConfig",
     "EvalResult",
     "StudySpec",
     "TrialReport",
+    "best_config",
+    "export_model",
+    "list_studies",
     "load_spec",
+    "pareto_front",
     "prepare",
     "run_one_trial",
+    "run_study",
     "train_teacher",
 ]
 __version__ = "0.1.0"

@@ -6,12 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune import data, teacher
+from autotune import data, results, teacher
 from autotune.compression.config import CompressionConfig, EvalResult
 from autotune.compression.pipeline import Progress, run_trial
 from autotune.context import Baselines, StudyContext, prepare_study
-from autotune.errors import ConfigError
+from autotune.errors import ConfigError, NoFeasibleConfigError, StorageError
+from autotune.results import FrontView, StudyOverview, TrialSummary
 from autotune.spec import StudySpec, load_spec
+from autotune.store import db
+
+ARTIFACTS_ENV = "AUTOTUNE_ARTIFACTS"
+EXPORT_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "merges.txt",
+    "vocab.json",
+)
 
 
 @dataclass(frozen=True)
@@ -115,3 +127,281 @@ def train_teacher(
     out = Path(out_dir)
     log = teacher.fine_tune(spec, data.data_dir(data_dir), out, max_train_samples, progress)
     return out, log
+
+
+# --- studies -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """The best trial under constraints: its configuration, metrics and model file."""
+
+    study: str
+    trial: TrialSummary
+    config: CompressionConfig
+    metrics: dict[str, Any]
+    artifact_path: Path | None
+    hardware_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "trial": self.trial.number,
+            "config": self.config.to_dict(),
+            "metrics": self.trial.to_json()["metrics"],
+            "artifact_path": str(self.artifact_path) if self.artifact_path else None,
+            "artifact_sha256": self.trial.artifact_sha256,
+            "hardware_id": self.hardware_id,
+        }
+
+
+def artifacts_dir(storage: str | None = None, explicit: str | Path | None = None) -> Path:
+    """``--artifacts`` or ``$AUTOTUNE_ARTIFACTS``, else beside a SQLite file, else a local folder."""
+    import os
+
+    value = explicit or os.environ.get(ARTIFACTS_ENV)
+    if value:
+        return Path(value)
+    url = db.storage_url(storage)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        database = Path(url.removeprefix("sqlite:///"))
+        return database.with_name(database.name + ".artifacts")
+    return Path("autotune-artifacts")
+
+
+def _artifact_store(storage: str | None, artifacts: str | Path | None):
+    from optuna.artifacts import FileSystemArtifactStore
+
+    root = artifacts_dir(storage, artifacts)
+    root.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(root))
+
+
+def run_study(
+    spec: StudySpec | str | Path,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    data_dir: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    artifacts: str | Path | None = None,
+    callbacks: list[Any] | None = None,
+    progress: Progress | None = None,
+):
+    """Create or resume the spec's study and run it until ``n_trials`` trials have finished."""
+    from autotune.search.study import run_study as _run
+
+    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    url = db.storage_url(storage or spec.storage)
+    store = _artifact_store(url, artifacts)
+
+    def context() -> StudyContext:
+        prepared = prepare(spec, data_dir, models_dir, progress)
+        _upload_tokenizer(prepared, store, url)
+        return prepared
+
+    return _run(spec, url, context, store, n_trials, timeout, callbacks)
+
+
+def _upload_tokenizer(context: StudyContext, store: Any, url: str) -> None:
+    """Keep the tokenizer with the study's artifacts so exports need no teacher directory."""
+    import optuna
+
+    from autotune.search.study import open_study
+
+    study = open_study(url, context.spec, create=True)
+    if study.user_attrs.get("tokenizer_artifacts"):
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        context.teacher.tokenizer.save_pretrained(tmp)
+        ids = {
+            name: optuna.artifacts.upload_artifact(
+                artifact_store=store, file_path=str(Path(tmp) / name), study_or_trial=study
+            )
+            for name in EXPORT_TOKENIZER_FILES
+            if (Path(tmp) / name).exists()
+        }
+    study.set_user_attr("tokenizer_artifacts", ids)
+    study.set_user_attr("teacher_config", context.teacher.model.config.to_diff_dict())
+
+
+def list_studies(storage: str | None = None) -> list[StudyOverview]:
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    return results.all_studies(url)
+
+
+def study_trials(study: str, storage: str | None = None) -> list[TrialSummary]:
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    return results.trials(url, study)
+
+
+def _hardware(url: str, study: str, hardware: str | None) -> str:
+    from autotune.hardware import fingerprint
+
+    record = results.study_record(url, study)
+    threads = record.spec.get("latency", {}).get("threads", 1)
+    return results.pick_hardware(url, study, hardware, fingerprint(threads)["id"])
+
+
+def pareto_front(study: str, storage: str | None = None, hardware: str | None = None) -> FrontView:
+    """The latest stored feasible Pareto front of ``study`` on one machine."""
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    hardware_id = _hardware(url, study, hardware)
+    view = results.front(url, study, hardware_id)
+    return FrontView(**{**view.__dict__, "baselines": results.baselines(url, study, hardware_id)})
+
+
+def best_config(
+    study: str,
+    max_latency_ms: float | None = None,
+    min_accuracy: float | None = None,
+    max_size_mb: float | None = None,
+    prefer: str = "accuracy",
+    storage: str | None = None,
+    hardware: str | None = None,
+    artifacts: str | Path | None = None,
+) -> BestConfig:
+    """The best finished trial meeting the constraints.
+
+    ``prefer="accuracy"`` takes the most accurate (then the fastest); ``"latency"`` the fastest
+    (then the most accurate). Raises :class:`NoFeasibleConfigError` naming the closest trials.
+    """
+    if prefer not in ("accuracy", "latency"):
+        raise ConfigError(f"prefer={prefer!r}; allowed: 'accuracy', 'latency'")
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    hardware_id = _hardware(url, study, hardware)
+    done = [
+        t
+        for t in results.trials(url, study)
+        if t.status == "complete" and t.hardware_id == hardware_id
+    ]
+    limits = {"latency_ms": max_latency_ms, "accuracy": min_accuracy, "size_mb": max_size_mb}
+    feasible = [t for t in done if _violation(t, limits) == 0]
+    if not feasible:
+        raise NoFeasibleConfigError(_no_feasible_message(study, done, limits))
+    if prefer == "accuracy":
+        best = max(feasible, key=lambda t: (t.metrics["accuracy"], -t.metrics["latency_ms"]))
+    else:
+        best = min(feasible, key=lambda t: (t.metrics["latency_ms"], -t.metrics["accuracy"]))
+    path = _artifact_path(url, artifacts, best)
+    return BestConfig(study, best, best.compression, best.metrics, path, hardware_id)
+
+
+def _violation(trial: TrialSummary, limits: dict[str, float | None]) -> float:
+    """Sum of relative constraint violations (0 when feasible)."""
+    total = 0.0
+    for metric, limit in limits.items():
+        if limit is None:
+            continue
+        value = trial.metrics[metric]
+        excess = (limit - value) if metric == "accuracy" else (value - limit)
+        total += max(0.0, excess) / max(abs(limit), 1e-9)
+    return total
+
+
+def _no_feasible_message(study: str, done: list[TrialSummary], limits: dict) -> str:
+    asked = ", ".join(
+        f"{'min' if k == 'accuracy' else 'max'}_{k}={v:g}"
+        for k, v in limits.items()
+        if v is not None
+    )
+    if not done:
+        return f"study '{study}' has no finished trials on this machine yet"
+    closest = sorted(done, key=lambda t: _violation(t, limits))[:3]
+    shown = "; ".join(
+        f"trial {t.number}: accuracy {t.metrics['accuracy']:.4f}, "
+        f"latency {t.metrics['latency_ms']:.2f} ms, size {t.metrics['size_mb']:.1f} MB"
+        for t in closest
+    )
+    return f"no trial of '{study}' meets {asked or 'the constraints'}; closest: {shown}"
+
+
+def _artifact_path(url: str, artifacts: str | Path | None, trial: TrialSummary) -> Path | None:
+    if trial.artifact_id is None:
+        return None
+    return artifacts_dir(url, artifacts) / trial.artifact_id
+
+
+def export_model(
+    study: str,
+    out_dir: str | Path,
+    trial: int | None = None,
+    max_latency_ms: float | None = None,
+    min_accuracy: float | None = None,
+    max_size_mb: float | None = None,
+    prefer: str = "accuracy",
+    storage: str | None = None,
+    hardware: str | None = None,
+    artifacts: str | Path | None = None,
+) -> Path:
+    """Write a deployable folder: ``model.onnx``, tokenizer, ``config.json``, ``metrics.json``
+    and a ``README.md`` card, for trial ``trial`` or the best under the constraints."""
+    import json
+    import shutil
+
+    import optuna
+
+    from autotune.cache import hash_file
+
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    if trial is None:
+        chosen = best_config(
+            study, max_latency_ms, min_accuracy, max_size_mb, prefer, url, hardware, artifacts
+        ).trial
+    else:
+        chosen = next((t for t in results.trials(url, study) if t.number == trial), None)
+        if chosen is None or chosen.status != "complete":
+            state = "does not exist" if chosen is None else f"is {chosen.status}"
+            raise ConfigError(f"trial {trial} of '{study}' {state}; only complete trials export")
+    source = _artifact_path(url, artifacts, chosen)
+    if source is None or not source.is_file():
+        raise StorageError(
+            f"model of trial {chosen.number} is missing from the artifact store "
+            f"({artifacts_dir(url, artifacts)})"
+        )
+    if hash_file(source) != chosen.artifact_sha256:
+        raise StorageError(f"model of trial {chosen.number} does not match its stored sha256")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out / "model.onnx")
+    loaded = optuna.load_study(study_name=study, storage=url)
+    for name, artifact_id in loaded.user_attrs.get("tokenizer_artifacts", {}).items():
+        shutil.copyfile(artifacts_dir(url, artifacts) / artifact_id, out / name)
+    spec = results.study_record(url, study).spec
+    config = {
+        **loaded.user_attrs.get("teacher_config", {}),
+        "autotune": {
+            "study": study,
+            "trial": chosen.number,
+            "compression": chosen.config,
+            "max_length": spec["dataset"]["max_length"],
+            "inputs": ["input_ids", "attention_mask"],
+            "outputs": ["logits"],
+        },
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(chosen.to_json(), indent=2) + "\n")
+    (out / "README.md").write_text(_model_card(study, chosen), encoding="utf-8")
+    return out
+
+
+def _model_card(study: str, trial: TrialSummary) -> str:
+    m, c = trial.metrics, trial.compression
+    return (
+        f"# {study} trial {trial.number}: {c.label()}\n\n"
+        f"| metric | value |\n|---|---|\n"
+        f"| accuracy | {m['accuracy']:.4f} |\n| macro-F1 | {m['macro_f1']:.4f} |\n"
+        f"| latency (ms, batch 1) | {m['latency_ms']:.2f} |\n"
+        f"| speedup vs teacher PyTorch FP32 | {m['speedup_vs_teacher_pytorch']:.2f}x |\n"
+        f"| speedup vs teacher ORT FP32 | {m['speedup_vs_teacher_ort']:.2f}x |\n"
+        f"| size (MB) | {m['size_mb']:.1f} |\n| weight sparsity | {m['sparsity']:.1%} |\n"
+        f"| hardware | {trial.hardware_id} |\n\n"
+        "Run with ONNX Runtime: inputs `input_ids`, `attention_mask` (int64), output `logits`.\n"
+    )

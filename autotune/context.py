@@ -19,6 +19,7 @@ from autotune.compression.config import LatencySettings, TrainingSettings
 from autotune.compression.evaluate import evaluate_onnx, predict_logits
 from autotune.compression.latency import measure_interleaved, measure_torch_interleaved
 from autotune.compression.pipeline import Progress, TrialInputs
+from autotune.compression.reuse import StudentStore
 from autotune.compression.student import Importance, importance_scores
 from autotune.spec import StudySpec
 from autotune.teacher import Teacher, check_labels, load_teacher
@@ -117,8 +118,12 @@ def prepare_study(
         training=training_settings(spec),
         latency=settings,
         max_latency_ms=spec.constraints.max_latency_ms,
+        reference_baseline_ms=baselines.ort_fp32_ms,
         pad_id=pad_id,
         hardware=machine,
+        teacher_key=teacher.fingerprint,
+        data_key=cache.hash_json([splits.fingerprint, subset_key]),
+        student_store=StudentStore(cache.cache_root() / "students"),
     )
     _set_training_threads(spec)
     return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels)

@@ -29,6 +29,22 @@ class CompressionError(AutotuneError):
     """A stage of the compression pipeline failed (distill, quantize, export, evaluate)."""
 
 
+class StorageError(AutotuneError):
+    """The result database cannot be reached, read or written."""
+
+
+class SchemaOutOfDateError(StorageError):
+    """The database's autotune schema is older than this autotune; run ``autotune db upgrade``."""
+
+
+class StudyNotFoundError(AutotuneError):
+    """No study of that name in the storage."""
+
+
+class NoFeasibleConfigError(AutotuneError):
+    """No finished trial meets the requested constraints."""
+
+
 class LatencyConstraintError(AutotuneError):
     """A candidate is slower than the study's latency constraint; raised before training."""
 

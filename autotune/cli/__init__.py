@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from autotune.cli import teacher, trial
+from autotune.cli import db, results, study, teacher, trial
 from autotune.cli.output import console_err
 from autotune.errors import AutotuneError
 
@@ -20,6 +20,11 @@ app = typer.Typer(
 )
 app.add_typer(trial.app, name="trial")
 app.add_typer(teacher.app, name="teacher")
+app.add_typer(study.app, name="study")
+app.add_typer(db.app, name="db")
+app.command("pareto")(results.pareto)
+app.command("best")(results.best)
+app.command("export")(results.export)
 
 
 def main() -> None:

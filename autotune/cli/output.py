@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from autotune.compression.pipeline import Progress as PipelineProgress
 
@@ -38,3 +39,52 @@ class RichProgress(PipelineProgress):
 
     def step(self, done: int, total: int) -> None:
         self.bar.update(self.task, total=total, completed=done)
+
+
+def front_table(view) -> Table:
+    """A front (``autotune.results.FrontView``) with the teacher baselines on top."""
+    b = view.baselines
+    table = Table(
+        title=f"{view.study}: Pareto front v{view.version} on {view.hardware_id} "
+        f"(hypervolume {view.hypervolume:.4g})",
+        caption=f"latency: batch 1, seq {b.get('sequence_length', '?')}, "
+        f"{b.get('threads', '?')} thread(s), drift-corrected against the teacher in ORT FP32",
+    )
+    for column in (
+        "trial",
+        "configuration",
+        "accuracy",
+        "latency ms",
+        "vs PyTorch",
+        "vs ORT",
+        "size MB",
+    ):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    if b:
+        for label, key, acc in (
+            ("PyTorch FP32", "pytorch_fp32_ms", "accuracy"),
+            ("ORT FP32", "ort_fp32_ms", "accuracy"),
+            ("ORT INT8", "ort_int8_ms", "int8_accuracy"),
+        ):
+            table.add_row(
+                "teacher",
+                label,
+                f"{b[acc]:.4f}",
+                f"{b[key]:.2f}",
+                f"{b['pytorch_fp32_ms'] / b[key]:.2f}x",
+                f"{b['ort_fp32_ms'] / b[key]:.2f}x",
+                "",
+                style="dim",
+            )
+    for member in view.members:
+        m = member.metrics
+        table.add_row(
+            str(member.number),
+            member.compression.label(),
+            f"{m['accuracy']:.4f}",
+            f"{m['latency_ms']:.2f}",
+            f"{m['speedup_vs_teacher_pytorch']:.2f}x",
+            f"{m['speedup_vs_teacher_ort']:.2f}x",
+            f"{m['size_mb']:.1f}",
+        )
+    return table

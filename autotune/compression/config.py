@@ -144,6 +144,7 @@ class EvalResult:
     train_curve: list[tuple[int, float]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
     hardware: dict[str, Any] = field(default_factory=dict)  # where latency was measured
+    reuse: dict[str, Any] = field(default_factory=dict)  # what cached work this trial skipped
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

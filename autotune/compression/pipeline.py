@@ -42,6 +42,13 @@ from autotune.compression.evaluate import (
     size_mb,
 )
 from autotune.compression.latency import measure_interleaved
+from autotune.compression.reuse import (
+    ProbeCache,
+    StudentStore,
+    probe_key,
+    reusable,
+    training_key,
+)
 from autotune.compression.student import (
     Importance,
     build_student,
@@ -69,9 +76,16 @@ class TrialInputs:
     training: TrainingSettings
     latency: LatencySettings
     max_latency_ms: float | None = None
+    # The teacher's ORT FP32 latency at baseline time: probes are compared with the budget
+    # drift-corrected (baseline / speedup), as the search ranks them.
+    reference_baseline_ms: float | None = None
     pad_id: int = 0
     eval_threads: int | None = None
     hardware: dict[str, Any] = field(default_factory=dict)
+    teacher_key: str = ""  # content hashes that key the reuse caches
+    data_key: str = ""
+    probe_cache: ProbeCache | None = None
+    student_store: StudentStore | None = None
 
 
 class Progress:
@@ -109,27 +123,27 @@ def run_trial(
     timer = _Timer(progress or Progress())
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = inputs.teacher.config.vocab_size
+    reuse = {"probe_cached": False, "student_reused": False, "distill_seconds_saved": 0.0}
     with tempfile.TemporaryDirectory(prefix="autotune-trial-") as scratch:
         work = Path(scratch)
+        key = probe_key(inputs.teacher_key, config, inputs.latency)
+        cached = inputs.probe_cache.get(key) if inputs.probe_cache else None
+        if cached is not None:
+            reuse["probe_cached"] = True
+            _check_latency(inputs, cached)  # stops before even building the student
         with timer.stage("build"):
             student, parameters = _student(inputs, config)
-        with timer.stage("latency_probe"):
-            probe = _export_deployable(student, config, work / "probe")
-            probed = measure_interleaved(probe, inputs.reference_onnx, inputs.latency, vocab)
-            if inputs.max_latency_ms is not None and probed.median_ms > inputs.max_latency_ms:
-                raise LatencyConstraintError(probed.median_ms, inputs.max_latency_ms)
+        if cached is None:
+            with timer.stage("latency_probe"):
+                probe = _export_deployable(student, config, work / "probe")
+                probed = measure_interleaved(probe, inputs.reference_onnx, inputs.latency, vocab)
+                if inputs.probe_cache is not None:
+                    inputs.probe_cache.put(key, probed)
+            _check_latency(inputs, probed)
         with timer.stage("distill"):
-            curve = distill(
-                student,
-                inputs.train,
-                inputs.training,
-                teacher_logits=inputs.teacher_logits,
-                temperature=config.temperature,
-                alpha=config.alpha,
-                sparsity=config.sparsity,
-                pad_id=inputs.pad_id,
-                on_step=timer.progress.step,
-            )
+            curve, saved = _train(inputs, config, student, timer.progress)
+            reuse["student_reused"] = saved is not None
+            reuse["distill_seconds_saved"] = saved or 0.0
         with timer.stage("export"):
             model_path = _export_deployable(student, config, work / "final")
             deployed = out_dir / MODEL_FILE
@@ -158,19 +172,50 @@ def run_trial(
         train_curve=curve,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         hardware=inputs.hardware,
+        reuse=reuse,
     )
     write_metrics(result, out_dir / METRICS_FILE)
     return result
 
 
-def probe_latency(inputs: TrialInputs, config: CompressionConfig) -> LatencyResult:
-    """Latency of ``config``'s architecture and bit width with untrained weights."""
-    student, _ = _student(inputs, config)
-    with tempfile.TemporaryDirectory(prefix="autotune-probe-") as scratch:
-        path = _export_deployable(student, config, Path(scratch))
-        return measure_interleaved(
-            path, inputs.reference_onnx, inputs.latency, inputs.teacher.config.vocab_size
-        )
+def _check_latency(inputs: TrialInputs, probed: LatencyResult) -> None:
+    if inputs.max_latency_ms is None:
+        return
+    latency = (
+        inputs.reference_baseline_ms / probed.speedup_vs_reference
+        if inputs.reference_baseline_ms
+        else probed.median_ms
+    )
+    if latency > inputs.max_latency_ms:
+        raise LatencyConstraintError(latency, inputs.max_latency_ms)
+
+
+def _train(
+    inputs: TrialInputs, config: CompressionConfig, student: nn.Module, progress: Progress
+) -> tuple[list[tuple[int, float]], float | None]:
+    """Distill, or load the same student trained by an earlier trial.
+
+    Returns the loss curve and, on reuse, the distillation seconds that were saved.
+    """
+    store = inputs.student_store if reusable(config) else None
+    key = training_key(inputs.teacher_key, inputs.data_key, config, inputs.training)
+    if store is not None and (meta := store.load(key, student)) is not None:
+        return [tuple(point) for point in meta["curve"]], float(meta["seconds"])
+    started = time.perf_counter()
+    curve = distill(
+        student,
+        inputs.train,
+        inputs.training,
+        teacher_logits=inputs.teacher_logits,
+        temperature=config.temperature,
+        alpha=config.alpha,
+        sparsity=config.sparsity,
+        pad_id=inputs.pad_id,
+        on_step=progress.step,
+    )
+    if store is not None:
+        store.save(key, student, {"curve": curve, "seconds": time.perf_counter() - started})
+    return curve, None
 
 
 def _student(inputs: TrialInputs, config: CompressionConfig) -> tuple[nn.Module, int]:

@@ -1,0 +1,153 @@
+"""``autotune study run|list|show``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from autotune import api
+from autotune.cli.options import (
+    Artifacts,
+    DataDir,
+    Hardware,
+    JsonOutput,
+    ModelsDir,
+    SpecPath,
+    Storage,
+)
+from autotune.cli.output import RichProgress, console, console_err, front_table
+from autotune.store import db
+
+app = typer.Typer(help="Run and inspect studies.", no_args_is_help=True)
+
+
+class StudyProgress:
+    """Trials done, front size, best speedup at the accuracy constraint, ETA."""
+
+    def __init__(self, bar: Progress, task, min_accuracy: float | None) -> None:
+        self.bar, self.task, self.min_accuracy = bar, task, min_accuracy
+        self.best = 0.0
+
+    def __call__(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        finished = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        ]
+        metrics = trial.user_attrs.get("metrics")
+        if metrics and metrics["accuracy"] >= (self.min_accuracy or 0.0):
+            self.best = max(self.best, metrics["speedup_vs_teacher_pytorch"])
+        front = len(study.best_trials)
+        self.bar.update(
+            self.task,
+            completed=len(finished),
+            description=f"trials  front {front}  best {self.best:.1f}x",
+        )
+
+
+@app.command("run")
+def run(
+    spec: SpecPath,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Finished trials wanted.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=1, help="Seconds to run.")
+    ] = None,
+    storage: Storage = None,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    artifacts: Artifacts = None,
+) -> None:
+    """Create or resume SPEC's study and run trials until --trials have finished."""
+    loaded = api.load_spec(spec)
+    target = trials or loaded.search.n_trials
+    started = time.perf_counter()
+    with RichProgress() as prep:
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console_err,
+        )
+        task = bar.add_task("trials", total=target)
+        callback = StudyProgress(bar, task, loaded.constraints.min_accuracy)
+        with bar:
+            study = api.run_study(
+                loaded,
+                storage,
+                trials,
+                timeout,
+                data_dir,
+                models_dir,
+                artifacts,
+                callbacks=[callback],
+                progress=prep,
+            )
+    console.print(
+        f"study [bold]{loaded.name}[/]: {len(study.trials)} trials in storage "
+        f"({time.perf_counter() - started:.0f}s this run)"
+    )
+    url = db.storage_url(storage or loaded.storage)
+    console.print(front_table(api.pareto_front(loaded.name, url)))
+
+
+@app.command("list")
+def list_(storage: Storage = None, json_output: JsonOutput = False) -> None:
+    """Every study in the storage."""
+    studies = api.list_studies(storage)
+    if json_output:
+        console.print_json(json.dumps([s.to_json() for s in studies]))
+        return
+    table = Table(title=f"studies in {db.redact(db.storage_url(storage))}")
+    for column in (
+        "study",
+        "dataset",
+        "teacher",
+        "complete",
+        "failed",
+        "stopped",
+        "front",
+        "best speedup",
+        "updated",
+    ):
+        table.add_column(column)
+    for s in studies:
+        best = f"{s.best_speedup:.1f}x" if s.best_speedup else "-"
+        table.add_row(
+            s.name,
+            s.dataset,
+            Path(s.teacher).name,
+            str(s.complete),
+            str(s.failed),
+            str(s.stopped),
+            str(s.front_size),
+            best,
+            (s.updated or "-")[:19],
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    storage: Storage = None,
+    hardware: Hardware = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """The study's Pareto front as a table, with the teacher baselines."""
+    view = api.pareto_front(name, storage, hardware)
+    if json_output:
+        console.print_json(json.dumps(view.to_json()))
+        return
+    console.print(front_table(view))

@@ -1,0 +1,118 @@
+"""Where search meets compression: an Optuna trial in, objective values out.
+
+Everything a trial measured goes into Optuna's own trial attributes (so plain Optuna and
+optuna-dashboard see it); the callback :func:`record_finished_trial`, which runs after Optuna
+has stored the trial's final state, mirrors it into autotune's tables and the front snapshots.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autotune.cache import hash_file
+from autotune.compression.config import CompressionConfig, EvalResult
+from autotune.compression.pipeline import run_trial
+from autotune.context import StudyContext
+from autotune.errors import LatencyConstraintError
+from autotune.search.space import suggest_config
+
+METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Objective:
+    def __init__(self, context: StudyContext, artifact_store: Any, work_dir: Path) -> None:
+        self.context = context
+        self.spec = context.spec
+        self.artifact_store = artifact_store
+        self.work_dir = work_dir
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        teacher = self.context.teacher.model.config
+        config = suggest_config(
+            trial, self.spec.space, teacher.num_hidden_layers, teacher.num_attention_heads
+        )
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("hardware_id", self.context.hardware["id"])
+        out = self.work_dir / f"trial-{trial.number}"
+        try:
+            result = run_trial(self.context.inputs, config, out)
+            self._store(trial, config, result)
+        except LatencyConstraintError as exc:
+            trial.set_user_attr("stopped", str(exc))
+            trial.set_constraint("max_latency_ms", exc.latency_ms - exc.max_latency_ms)
+            raise optuna.TrialPruned(str(exc)) from None
+        except Exception as exc:
+            trial.set_user_attr("failure", one_line(exc))
+            raise
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        return tuple(trial.user_attrs["metrics"][METRIC_NAMES[o]] for o in self.spec.objectives)
+
+    def _store(self, trial: optuna.Trial, config: CompressionConfig, result: EvalResult) -> None:
+        model = Path(result.model_path)
+        sha256 = hash_file(model)
+        artifact_id = optuna.artifacts.upload_artifact(
+            artifact_store=self.artifact_store, file_path=str(model), study_or_trial=trial
+        )
+        metrics = summarize(result, self.context.baselines.ort_fp32_ms)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("artifact", {"id": artifact_id, "sha256": sha256})
+        limits = self.spec.constraints
+        if limits.min_accuracy is not None:
+            trial.set_constraint("min_accuracy", limits.min_accuracy - metrics["accuracy"])
+        if limits.max_latency_ms is not None:
+            trial.set_constraint("max_latency_ms", metrics["latency_ms"] - limits.max_latency_ms)
+        if limits.max_size_mb is not None:
+            trial.set_constraint("max_size_mb", metrics["size_mb"] - limits.max_size_mb)
+
+
+def summarize(result: EvalResult, reference_baseline_ms: float) -> dict[str, Any]:
+    """Flat, JSON-friendly metrics of one trial.
+
+    ``latency_ms`` is drift-corrected: the teacher's ORT FP32 baseline divided by the speedup
+    measured against it in the trial's own window, so trials timed while the machine was busy
+    are ranked fairly. ``latency_raw_ms`` is what the clock said.
+    """
+    return {
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+        "latency_ms": reference_baseline_ms / result.latency.speedup_vs_reference,
+        "latency_raw_ms": result.latency.median_ms,
+        "latency_p90_ms": result.latency.p90_ms,
+        "latency_cv": result.latency.cv,
+        "speedup_vs_teacher_pytorch": result.speedup_vs_teacher_pytorch,
+        "speedup_vs_teacher_ort": result.speedup_vs_teacher_ort,
+        "size_mb": result.size_mb,
+        "compressed_size_mb": result.compressed_size_mb,
+        "sparsity": result.sparsity,
+        "parameters": result.parameters,
+        "stage_seconds": result.stage_seconds,
+        "peak_rss_mb": result.peak_rss_mb,
+        "train_curve": result.train_curve,
+        **result.reuse,
+    }
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "stopped"
+    return "failed"
+
+
+def trial_reason(trial: FrozenTrial) -> str | None:
+    if trial.state == TrialState.COMPLETE:
+        return None
+    attrs = trial.user_attrs
+    return attrs.get("stopped") or attrs.get("failure") or "interrupted or lost before it finished"

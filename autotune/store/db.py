@@ -1,0 +1,181 @@
+"""Engines, sessions and schema versions of the result database.
+
+``session_scope`` is the one place that turns SQLAlchemy errors into :class:`StorageError`.
+Migrations run only from ``autotune db upgrade``; other commands check the revision and say
+what to run. A database with no tables at all is initialised at the current revision, as
+Optuna does with its own tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from autotune.errors import SchemaOutOfDateError, StorageError
+
+STORAGE_ENV = "AUTOTUNE_STORAGE"
+DEFAULT_STORAGE = "sqlite:///autotune.db"
+VERSION_TABLE = "autotune_alembic_version"
+
+
+
+def _quiet_alembic() -> None:
+    # Alembic announces every step at INFO (and Optuna's alembic.ini turns that on again when
+    # Optuna migrates); autotune reports the outcome itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+_quiet_alembic()
+
+
+def storage_url(explicit: str | None = None) -> str:
+    """``--storage``, else ``$AUTOTUNE_STORAGE``, else the SQLite file ``autotune.db``."""
+    url = explicit or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    # SQLAlchemy's default PostgreSQL driver is psycopg2; autotune ships psycopg 3.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            # Several workers may share one file: wait for locks instead of failing at once.
+            return create_engine(url, connect_args={"timeout": 60})
+        return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StorageError(f"invalid storage URL '{redact(url)}': {exc}") from None
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session committed on success and rolled back on any error."""
+    session = sessionmaker(engine_for(url), expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise StorageError(f"database error on '{redact(url)}': {_first_line(exc)}") from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_reachable(url: str) -> None:
+    try:
+        with engine_for(url).connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot reach database '{redact(url)}': {_first_line(exc)}") from None
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrations_dir() -> Path:
+    """The alembic/ folder: ``autotune/migrations`` in a wheel, ``alembic/`` in a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "migrations", package.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise StorageError("autotune's migrations are missing from this installation")
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine_for(url).connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            return context.get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot reach database '{redact(url)}': {_first_line(exc)}") from None
+
+
+def upgrade(url: str, revision: str = "head", optuna_first: bool = True) -> str:
+    """Upgrade Optuna's schema, then autotune's; returns autotune's new revision."""
+    from alembic import command
+
+    check_reachable(url)
+    if optuna_first:
+        upgrade_optuna(url)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"migration of '{redact(url)}' failed: {_first_line(exc)}") from None
+    if not optuna_first:
+        upgrade_optuna(url)
+    return current_revision(url) or "base"
+
+
+def upgrade_optuna(url: str) -> None:
+    import optuna
+
+    try:
+        storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+        storage.upgrade()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"Optuna schema upgrade failed: {_first_line(exc)}") from None
+    finally:
+        _quiet_alembic()
+
+
+def ensure_current(url: str) -> None:
+    """Raise :class:`SchemaOutOfDateError` unless autotune's tables are at the head revision.
+
+    An empty database is initialised (both schemas) instead: there is nothing to migrate.
+    """
+    check_reachable(url)
+    revision = current_revision(url)
+    head = head_revision()
+    if revision == head:
+        return
+    tables = [t for t in inspect(engine_for(url)).get_table_names() if t.startswith("autotune_")]
+    if revision is None and not tables:
+        upgrade(url)
+        return
+    raise SchemaOutOfDateError(
+        f"database '{redact(url)}' has autotune schema revision {revision or 'none'}, "
+        f"this autotune needs {head}; stop all workers and run: "
+        f"autotune db upgrade --storage '{redact(url)}'"
+    )
