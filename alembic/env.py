@@ -4,27 +4,21 @@ Optuna's tables live in the same database and are migrated by Optuna; the includ
 keeps autogenerate from ever proposing to drop or alter them.
 """
 
-from alembic import context
 from sqlalchemy import create_engine
 
-from autotune.store.db import VERSION_TABLE
+from alembic import context
+from autotune.store.db import VERSION_TABLE, only_autotune_tables
 from autotune.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
-def include_name(name, type_, parent_names):
-    if type_ == "table":
-        return bool(name) and name.startswith("autotune_")
-    return True
-
-
 def _configure(**kwargs) -> None:
     context.configure(
         target_metadata=target_metadata,
         version_table=VERSION_TABLE,
-        include_name=include_name,
+        include_name=only_autotune_tables,
         compare_type=True,
         render_as_batch=True,  # SQLite alters tables by copying them
         **kwargs,

@@ -156,7 +156,7 @@ class BestConfig:
 
 
 def artifacts_dir(storage: str | None = None, explicit: str | Path | None = None) -> Path:
-    """``--artifacts`` or ``$AUTOTUNE_ARTIFACTS``, else beside a SQLite file, else a local folder."""
+    """``--artifacts`` or ``$AUTOTUNE_ARTIFACTS``, else beside a SQLite file, else ./autotune-…"""
     import os
 
     value = explicit or os.environ.get(ARTIFACTS_ENV)

@@ -44,7 +44,9 @@ def run_one(args: argparse.Namespace) -> None:
     for length in SEQUENCE_LENGTHS:
         at = api.prepare(spec, args.data_dir, args.models_dir, sequence_length=length)
         lat = measure_interleaved(
-            Path(report.result.model_path), at.inputs.reference_onnx, at.inputs.latency,
+            Path(report.result.model_path),
+            at.inputs.reference_onnx,
+            at.inputs.latency,
             at.teacher.model.config.vocab_size,
         )
         row["latency"][length] = {
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--models-dir", default="../shared/models")
     parser.add_argument("--results", default="benchmarks/results/pipeline.json")
     parser.add_argument("--only", nargs="*", help="names of CONFIGS to run (default: all)")
+    parser.add_argument("--table", action="store_true", help="only print the stored results")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -81,6 +84,9 @@ def main() -> None:
         run_one(args)
         return
     results_path = Path(args.results)
+    if args.table:
+        print(markdown(json.loads(results_path.read_text())))
+        return
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results["teacher"] = teacher_rows(args)
@@ -88,9 +94,22 @@ def main() -> None:
     for name in args.only or CONFIGS:
         print(f"== {name}", file=sys.stderr, flush=True)
         child = results_path.parent / "child.json"
-        command = [sys.executable, __file__, "--spec", args.spec, "--data-dir", args.data_dir,
-                   "--models-dir", args.models_dir, "--one", CONFIGS[name],
-                   "--out", f"runs/bench/{name.replace(' ', '_')}", "--json", str(child)]
+        command = [
+            sys.executable,
+            __file__,
+            "--spec",
+            args.spec,
+            "--data-dir",
+            args.data_dir,
+            "--models-dir",
+            args.models_dir,
+            "--one",
+            CONFIGS[name],
+            "--out",
+            f"runs/bench/{name.replace(' ', '_')}",
+            "--json",
+            str(child),
+        ]
         subprocess.run(command, check=True)
         results["configs"][name] = json.loads(child.read_text())
         child.unlink()
@@ -99,30 +118,36 @@ def main() -> None:
 
 
 def markdown(results: dict) -> str:
-    t64, t128 = results["teacher"]["64"] if "64" in results["teacher"] else results["teacher"][64], None
-    t128 = results["teacher"].get("128") or results["teacher"].get(128)
+    """The results as a Markdown table (JSON round trips turn the length keys into strings)."""
+    teacher = {str(k): v for k, v in results["teacher"].items()}
+    t64, t128 = teacher["64"], teacher["128"]
     lines = [
-        "| model | val acc | ms @64 | ms @128 | vs PyTorch @64 | vs PyTorch @128 | vs ORT FP32 @128 "
-        "| size MB (zlib) | sparsity | trial s (build/probe/distill/export/eval/lat) | peak RSS GiB |",
+        "| model | val acc | ms @64 | ms @128 | vs PyTorch @64 | vs PyTorch @128 "
+        "| vs ORT FP32 @128 | size MB (zlib) | sparsity "
+        "| trial s (build/probe/distill/export/eval/lat) | peak RSS GiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, key, acc in (("teacher PyTorch FP32", "pytorch_fp32_ms", "accuracy"),
-                            ("teacher ORT FP32", "ort_fp32_ms", "accuracy"),
-                            ("teacher ORT INT8", "ort_int8_ms", "int8_accuracy")):
+    for label, key, acc in (
+        ("teacher PyTorch FP32", "pytorch_fp32_ms", "accuracy"),
+        ("teacher ORT FP32", "ort_fp32_ms", "accuracy"),
+        ("teacher ORT INT8", "ort_int8_ms", "int8_accuracy"),
+    ):
+        pt64, pt128 = t64["pytorch_fp32_ms"] / t64[key], t128["pytorch_fp32_ms"] / t128[key]
         lines.append(
-            f"| {label} | {t64[acc]:.4f} | {t64[key]:.2f} | {t128[key]:.2f} "
-            f"| {t64['pytorch_fp32_ms'] / t64[key]:.2f}x | {t128['pytorch_fp32_ms'] / t128[key]:.2f}x "
-            f"| {t128['ort_fp32_ms'] / t128[key]:.2f}x | | | | |"
+            f"| {label} | {t64[acc]:.4f} | {t64[key]:.2f} | {t128[key]:.2f} | {pt64:.2f}x "
+            f"| {pt128:.2f}x | {t128['ort_fp32_ms'] / t128[key]:.2f}x | | | | |"
         )
     for name, row in results["configs"].items():
-        r, lat = row["result"], row["latency"]
-        l64, l128 = lat.get("64") or lat.get(64), lat.get("128") or lat.get(128)
+        r = row["result"]
+        lat = {str(k): v for k, v in row["latency"].items()}
         stages = "/".join(f"{v:.0f}" for v in r["stage_seconds"].values())
+        size = f"{r['size_mb']:.1f} ({r['compressed_size_mb']:.1f})"
         lines.append(
-            f"| {name} | {r['accuracy']:.4f} | {l64['median_ms']:.2f} | {l128['median_ms']:.2f} "
-            f"| {l64['speedup_pytorch']:.2f}x | {l128['speedup_pytorch']:.2f}x "
-            f"| {l128['speedup_ort']:.2f}x | {r['size_mb']:.1f} ({r['compressed_size_mb']:.1f}) "
-            f"| {r['sparsity']:.0%} | {row['wall_s']:.0f} ({stages}) | {r['peak_rss_mb'] / 1024:.2f} |"
+            f"| {name} | {r['accuracy']:.4f} | {lat['64']['median_ms']:.2f} "
+            f"| {lat['128']['median_ms']:.2f} | {lat['64']['speedup_pytorch']:.2f}x "
+            f"| {lat['128']['speedup_pytorch']:.2f}x | {lat['128']['speedup_ort']:.2f}x "
+            f"| {size} | {r['sparsity']:.0%} | {row['wall_s']:.0f} ({stages}) "
+            f"| {r['peak_rss_mb'] / 1024:.2f} |"
         )
     return "\n".join(lines)
 

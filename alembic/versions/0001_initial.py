@@ -6,6 +6,7 @@ Create Date: 2026-11-21
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0001"
@@ -34,7 +35,9 @@ def upgrade() -> None:
         "autotune_baselines",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("study_name", NAME, nullable=False, index=True),
-        sa.Column("hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False),
+        sa.Column(
+            "hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False
+        ),
         sa.Column("values", sa.JSON(), nullable=False),
         sa.UniqueConstraint("study_name", "hardware_id"),
     )
@@ -53,7 +56,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("artifact_id", sa.String(128), nullable=True),
         sa.Column("artifact_sha256", sa.String(64), nullable=True),
-        sa.Column("hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False),
+        sa.Column(
+            "hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False
+        ),
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("study_name", "trial_number"),
@@ -62,7 +67,9 @@ def upgrade() -> None:
         "autotune_front_snapshots",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("study_name", NAME, nullable=False, index=True),
-        sa.Column("hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False),
+        sa.Column(
+            "hardware_id", sa.String(32), sa.ForeignKey("autotune_hardware.id"), nullable=False
+        ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("trials_seen", sa.Integer(), nullable=False),
         sa.Column("members", sa.JSON(), nullable=False),

@@ -37,14 +37,15 @@ class Objective:
         self.work_dir = work_dir
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        teacher = self.context.teacher.model.config
-        config = suggest_config(
-            trial, self.spec.space, teacher.num_hidden_layers, teacher.num_attention_heads
-        )
-        trial.set_user_attr("config", config.to_dict())
+        # First, so that even a trial failing in `suggest` is recorded against this machine.
         trial.set_user_attr("hardware_id", self.context.hardware["id"])
         out = self.work_dir / f"trial-{trial.number}"
         try:
+            teacher = self.context.teacher.model.config
+            config = suggest_config(
+                trial, self.spec.space, teacher.num_hidden_layers, teacher.num_attention_heads
+            )
+            trial.set_user_attr("config", config.to_dict())
             result = run_trial(self.context.inputs, config, out)
             self._store(trial, config, result)
         except LatencyConstraintError as exc:

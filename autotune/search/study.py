@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from autotune import cache
 from autotune.compression.config import CompressionConfig, LatencyResult
 from autotune.context import StudyContext
-from autotune.errors import AutotuneError, SpecError, StorageError
+from autotune.errors import SpecError, StorageError
 from autotune.search.objective import METRIC_NAMES, Objective, trial_reason, trial_status
 from autotune.search.space import config_params
 from autotune.spec import StudySpec
@@ -35,6 +35,9 @@ from autotune.store.models import (
 
 HEARTBEAT_SECONDS = 60
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# What counts towards n_trials: trials that produced a measurement (stopped ones did: their
+# latency). Failed trials do not, so resuming a study retries them.
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -257,14 +260,14 @@ def run_study(
     timeout: float | None = None,
     callbacks: list[TrialCallback] | None = None,
 ) -> optuna.Study:
-    """Run trials until ``n_trials`` (default: the spec's) have finished in the study."""
+    """Run trials until ``n_trials`` (default: the spec's) have completed or been stopped."""
     ensure_current(url)
     created = register_study(url, spec)
     study = open_study(url, spec, create=True)
     recorder = TrialRecorder(url, spec)
     recorder.sync(study)
     target = n_trials or spec.search.n_trials
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    done = len(study.get_trials(deepcopy=False, states=COUNTED))
     if done >= target:
         return study
     context = context_factory()
@@ -281,7 +284,9 @@ def run_study(
             objective,
             n_trials=target - done,
             timeout=timeout,
-            catch=(AutotuneError, RuntimeError, ValueError, OSError),
+            # A failing trial is stored as FAIL with its reason and the study goes on;
+            # KeyboardInterrupt is not an Exception and still stops it.
+            catch=(Exception,),
             callbacks=[recorder, *(callbacks or [])],
         )
     return study

@@ -8,6 +8,8 @@ Optuna does with its own tables.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -25,6 +27,10 @@ STORAGE_ENV = "AUTOTUNE_STORAGE"
 DEFAULT_STORAGE = "sqlite:///autotune.db"
 VERSION_TABLE = "autotune_alembic_version"
 
+
+def only_autotune_tables(name: str | None, kind: str, parent_names: object) -> bool:
+    """Alembic's include_name: autogenerate sees autotune's tables, never Optuna's."""
+    return kind != "table" or bool(name and name.startswith("autotune_"))
 
 
 def _quiet_alembic() -> None:
@@ -152,8 +158,11 @@ def upgrade_optuna(url: str) -> None:
     import optuna
 
     try:
-        storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
-        storage.upgrade()
+        # Optuna's migration configures logging from its alembic.ini, printing each step to
+        # the stderr of that moment: give it a buffer.
+        with contextlib.redirect_stderr(io.StringIO()):
+            storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+            storage.upgrade()
     except SQLAlchemyError as exc:
         raise StorageError(f"Optuna schema upgrade failed: {_first_line(exc)}") from None
     finally:

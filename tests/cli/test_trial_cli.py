@@ -144,7 +144,9 @@ def test_teacher_train_makes_a_loadable_teacher(tiny_spec: Path, tmp_path: Path)
     from autotune.teacher import load_teacher
 
     out = tmp_path / "teacher"
-    proc = autotune("teacher", "train", str(tiny_spec), "--out", str(out), "--max-train-samples", "32")
+    proc = autotune(
+        "teacher", "train", str(tiny_spec), "--out", str(out), "--max-train-samples", "32"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "validation accuracy" in proc.stdout
     teacher = load_teacher(str(out))
@@ -155,4 +157,6 @@ def test_teacher_train_makes_a_loadable_teacher(tiny_spec: Path, tmp_path: Path)
 def test_teacher_train_needs_a_destination(tiny_spec: Path) -> None:
     proc = autotune("teacher", "train", str(tiny_spec), unset=("AUTOTUNE_MODELS_DIR",))
     assert proc.returncode == 1
-    assert "say where to save the teacher: --out, --models-dir or AUTOTUNE_MODELS_DIR" in proc.stderr
+    assert (
+        "say where to save the teacher: --out, --models-dir or AUTOTUNE_MODELS_DIR" in proc.stderr
+    )
