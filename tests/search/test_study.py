@@ -222,3 +222,41 @@ def test_ctrl_c_leaves_a_consistent_database(tmp_path: Path, tiny_teacher, tiny_
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2
     interrupted = [r for r in autotune.api.study_trials("tiny", storage) if r.status == "failed"]
     assert interrupted and all(r.reason for r in interrupted)
+
+
+def _wsgi_get(app, path: str) -> tuple[str, dict]:
+    import io
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+    }
+    status: dict[str, str] = {}
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.update(s=s)))
+    return status["s"], json.loads(body)
+
+
+def test_study_opens_in_optuna_dashboard(tmp_path: Path, tiny_teacher, tiny_data) -> None:
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    autotune.run_study(
+        _spec(tmp_path, tiny_teacher, tiny_data, search="n_trials = 2"),
+        storage,
+        artifacts=tmp_path / "a",
+    )
+    app = optuna_dashboard.wsgi(storage)
+    status, listing = _wsgi_get(app, "/api/studies")
+    assert status.startswith("200")
+    study = next(s for s in listing["study_summaries"] if s["study_name"] == "tiny")
+    status, detail = _wsgi_get(app, f"/api/studies/{study['study_id']}")
+    assert status.startswith("200")
+    assert len(detail["trials"]) == 2
+    assert detail["objective_names"] == ["accuracy", "latency_ms"]
+    assert len(detail["best_trials"]) >= 1
