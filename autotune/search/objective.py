@@ -8,6 +8,7 @@ has stored the trial's final state, mirrors it into autotune's tables and the fr
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # First, so that even a trial failing in `suggest` is recorded against this machine.
         trial.set_user_attr("hardware_id", self.context.hardware["id"])
+        started = time.perf_counter()
         out = self.work_dir / f"trial-{trial.number}"
         try:
             teacher = self.context.teacher.model.config
@@ -57,6 +59,8 @@ class Objective:
             raise
         finally:
             shutil.rmtree(out, ignore_errors=True)
+            # The objective's own time: the rest of a trial is the service's overhead.
+            trial.set_user_attr("objective_seconds", time.perf_counter() - started)
         return tuple(trial.user_attrs["metrics"][METRIC_NAMES[o]] for o in self.spec.objectives)
 
     def _store(self, trial: optuna.Trial, config: CompressionConfig, result: EvalResult) -> None:
