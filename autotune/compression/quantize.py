@@ -116,5 +116,8 @@ def strip_qat(model: nn.Module) -> nn.Module:
 
 
 def _quiet_ort_logs() -> None:
-    # ORT's quantizers log advice and every skipped tensor through the root logger.
+    # ORT's quantizers log advice and every skipped tensor, through the root logger and their
+    # own module loggers (which carry handlers of their own).
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
