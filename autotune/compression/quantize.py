@@ -9,6 +9,8 @@ ORT compute with INT8 activations, which is what makes it fast on CPUs with VNNI
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import warnings
@@ -91,11 +93,13 @@ def prepare_qat(model: nn.Module, calibration: Iterable[Batch]) -> nn.Module:
         raise CompressionError("quantization-aware training needs calibration batches")
     dataset = nncf.Dataset(items, lambda item: {"input_ids": item[0], "attention_mask": item[1]})
     try:
-        # TRANSFORMER keeps quantizers off the attention-mask arithmetic and softmax inputs;
-        # without it the quantized BERT outputs NaN and its export fails on integer tensors.
-        return nncf.quantize(
-            model, dataset, subset_size=len(items), model_type=nncf.ModelType.TRANSFORMER
-        )
+        # NNCF draws progress bars with no switch to turn them off; they would break ours.
+        with contextlib.redirect_stdout(io.StringIO()):
+            # TRANSFORMER keeps quantizers off the attention-mask arithmetic and softmax
+            # inputs; without it the quantized BERT gives NaN and its export fails.
+            return nncf.quantize(
+                model, dataset, subset_size=len(items), model_type=nncf.ModelType.TRANSFORMER
+            )
     except Exception as exc:
         raise CompressionError(
             f"NNCF could not prepare quantization-aware training: {exc}"
