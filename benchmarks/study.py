@@ -25,10 +25,11 @@ from autotune.store.models import FrontSnapshot
 CHECKPOINTS = (10, 20, 40)
 
 
-def study_spec(base: str, sampler: str, trials: int, samples: int, seq: int):
+def study_spec(base: str, sampler: str, trials: int, samples: int, seq: int, methods: list[str]):
     spec = load_spec(base)
     data = spec.model_dump()
-    data["name"] = f"bench-{sampler}-{trials}x{samples}-seq{seq}"
+    data["name"] = f"bench-{sampler}-{trials}x{samples}-seq{seq}-{'-'.join(methods)}"
+    data["space"]["int8_methods"] = methods
     data["search"] = {"sampler": sampler, "n_trials": trials, "enqueue": []}
     data["training"]["max_train_samples"] = samples
     data["latency"]["sequence_length"] = seq
@@ -37,7 +38,9 @@ def study_spec(base: str, sampler: str, trials: int, samples: int, seq: int):
 
 
 def run(args: argparse.Namespace, sampler: str) -> dict:
-    spec = study_spec(args.spec, sampler, args.trials, args.max_train_samples, args.seq)
+    spec = study_spec(
+        args.spec, sampler, args.trials, args.max_train_samples, args.seq, args.int8_methods
+    )
     started = time.perf_counter()
     study = autotune.run_study(
         spec, args.storage, data_dir=args.data_dir, models_dir=args.models_dir
@@ -101,11 +104,15 @@ def main() -> None:
     parser.add_argument("--max-train-samples", type=int, default=8000)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random"])
+    # QAT trials train through NNCF's fake-quantizer hooks, many times slower per step.
+    parser.add_argument("--int8-methods", nargs="+", default=["dynamic", "qat"])
     parser.add_argument("--results", default="benchmarks/results/study.json")
     args = parser.parse_args()
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    results = {sampler: run(args, sampler) for sampler in args.samplers}
-    Path(args.results).write_text(json.dumps(results, indent=1, default=str))
+    results = {}
+    for sampler in args.samplers:  # written after each study, so a partial run is kept
+        results[sampler] = run(args, sampler)
+        Path(args.results).write_text(json.dumps(results, indent=1, default=str))
     print(
         json.dumps(
             {

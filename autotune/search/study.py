@@ -205,26 +205,29 @@ class TrialRecorder:
 
     def update_front(self, study: optuna.Study, hardware_id: str) -> None:
         trials = study.get_trials(deepcopy=False, states=FINISHED)
-        for _ in range(3):  # a concurrent worker may take our version number; recompute
-            with session_scope(self.url) as session:
-                baselines = {
-                    b.hardware_id: b.values
-                    for b in BaselineRecord.for_study(session, self.spec.name)
-                }
-                reference = fronts.reference_point(
-                    self.spec.objectives,
-                    baselines[hardware_id],
-                    self.spec.constraints.min_accuracy,
-                    baselines[hardware_id]["num_labels"],
-                )
-                front = fronts.compute_front(trials, self.spec.objectives, hardware_id, reference)
-                latest = fronts.record_snapshot(
-                    session, self.spec.name, hardware_id, front, len(trials)
-                )
-                current = [t.number for t in front.members]
-                stored = fronts.FrontSnapshot.latest(session, self.spec.name, hardware_id)
-                if latest is not None or (stored and sorted(stored.members) == current):
-                    return
+        for attempt in range(3):  # a concurrent worker may take our version number first
+            try:
+                with session_scope(self.url) as session:
+                    values = next(
+                        b.values
+                        for b in BaselineRecord.for_study(session, self.spec.name)
+                        if b.hardware_id == hardware_id
+                    )
+                    reference = fronts.reference_point(
+                        self.spec.objectives,
+                        values,
+                        self.spec.constraints.min_accuracy,
+                        values["num_labels"],
+                    )
+                    front = fronts.compute_front(
+                        trials, self.spec.objectives, hardware_id, reference
+                    )
+                    fronts.record_snapshot(session, self.spec.name, hardware_id, front, len(trials))
+                return
+            except StorageError:
+                if attempt == 2:
+                    raise
+                trials = study.get_trials(deepcopy=False, states=FINISHED)
 
     def sync(self, study: optuna.Study) -> None:
         """Mirror finished trials a crash or Ctrl-C left without an autotune row."""

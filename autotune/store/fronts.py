@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autotune.store.models import FrontSnapshot
@@ -108,7 +107,10 @@ def compute_front(
 def record_snapshot(
     session: Session, study_name: str, hardware_id: str, front: Front, trials_seen: int
 ) -> FrontSnapshot | None:
-    """Store a new version when the front's membership changed; None when it did not."""
+    """Store a new version when the front's membership changed; None when it did not.
+
+    Raises ``IntegrityError`` when a concurrent worker took the same version number first.
+    """
     members = [t.number for t in front.members]
     latest = FrontSnapshot.latest(session, study_name, hardware_id)
     if latest is not None and sorted(latest.members) == members:
@@ -122,9 +124,6 @@ def record_snapshot(
         hypervolume=front.hypervolume,
         reference_point=front.reference_point,
     )
-    try:
-        with session.begin_nested():  # another worker may take the same version number
-            session.add(snapshot)
-    except IntegrityError:
-        return None
+    with session.begin_nested():
+        session.add(snapshot)
     return snapshot
