@@ -181,6 +181,7 @@ def overhead(storage: str, study_name: str, sampler: str) -> dict:
     """
     import optuna
 
+    from autotune.search.space import suggest_config
     from autotune.search.study import make_sampler
 
     study = optuna.load_study(study_name=study_name, storage=storage_url(storage))
@@ -189,23 +190,12 @@ def overhead(storage: str, study_name: str, sampler: str) -> dict:
     objective = sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)
     gaps = total - sum(t.duration.total_seconds() for t in trials)
     framing = sum(t.duration.total_seconds() for t in trials) - objective
-    copy = optuna.create_study(
-        directions=study.directions,
-        sampler=make_sampler(
-            load_spec("studies/sst2-minilm.toml").model_copy(
-                update={
-                    "search": load_spec("studies/sst2-minilm.toml").search.model_copy(
-                        update={"sampler": sampler}
-                    )
-                }
-            )
-        ),
-    )
-    copy.add_trials(study.trials)
+    spec = load_spec("studies/sst2-minilm.toml")
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"sampler": sampler})})
+    replay = optuna.create_study(directions=study.directions, sampler=make_sampler(spec))
+    replay.add_trials(study.trials)
     started = time.perf_counter()
-    probe = copy.ask()
-    for name, dist in study.best_trials[0].distributions.items():
-        probe._suggest(name, dist)
+    suggest_config(replay.ask(), spec.space, teacher_layers=6, teacher_heads=12)
     sample_s = time.perf_counter() - started
     return {
         "optimize_s": total,
