@@ -171,7 +171,7 @@ def savings(args: argparse.Namespace) -> dict:
     }
 
 
-def overhead(storage: str, study_name: str, sampler: str) -> dict:
+def overhead(storage: str, study_name: str) -> dict:
     """The service's share of a study's optimize() time, from the stored trials.
 
     Between two objectives Optuna asks the sampler, writes the trial and its attributes, and
@@ -190,8 +190,10 @@ def overhead(storage: str, study_name: str, sampler: str) -> dict:
     objective = sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)
     gaps = total - sum(t.duration.total_seconds() for t in trials)
     framing = sum(t.duration.total_seconds() for t in trials) - objective
-    spec = load_spec("studies/sst2-minilm.toml")
-    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"sampler": sampler})})
+    from autotune.results import study_record
+    from autotune.spec import StudySpec
+
+    spec = StudySpec.model_validate(study_record(storage_url(storage), study_name).spec)
     replay = optuna.create_study(directions=study.directions, sampler=make_sampler(spec))
     replay.add_trials(study.trials)
     started = time.perf_counter()
@@ -280,8 +282,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.table:
         results = json.loads(Path(args.results).read_text())
-        for sampler, r in results.items():
-            r["overhead"] = overhead(args.storage, r["study"], sampler)
+        for r in results.values():
+            r["overhead"] = overhead(args.storage, r["study"])
         Path(args.results).write_text(json.dumps(results, indent=1, default=str))
         print(markdown(results))
         print(json.dumps({k: v["overhead"] for k, v in results.items()}, indent=1))
