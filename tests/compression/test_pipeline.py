@@ -8,7 +8,7 @@ import pytest
 
 from autotune.compression.config import CompressionConfig
 from autotune.compression.evaluate import evaluate_onnx, onnx_weight_sparsity
-from autotune.compression.pipeline import METRICS_FILE, MODEL_FILE, run_trial
+from autotune.compression.pipeline import METRICS_FILE, MODEL_FILE, Progress, run_trial
 from autotune.errors import LatencyConstraintError
 
 CASES = {
@@ -56,10 +56,41 @@ def test_narrow_student_has_fewer_parameters(tiny_context, tmp_path: Path) -> No
     assert narrow.parameters < wide.parameters
 
 
+class _Stages(Progress):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.steps = 0
+
+    def stage(self, name: str) -> None:
+        self.seen.append(name)
+
+    def step(self, done: int, total: int) -> None:
+        self.steps += 1
+
+
 def test_latency_constraint_stops_before_training(tiny_context, tmp_path: Path) -> None:
     inputs = replace(tiny_context.inputs, max_latency_ms=1e-6)
+    stages = _Stages()
     with pytest.raises(
         LatencyConstraintError, match="exceeds max_latency_ms=1e-06; stopped before training"
     ):
-        run_trial(inputs, CompressionConfig(layers=1, heads=4), tmp_path)
+        run_trial(inputs, CompressionConfig(layers=1, heads=4), tmp_path, stages)
+    assert stages.seen == ["build", "latency_probe"] and stages.steps == 0
     assert not (tmp_path / MODEL_FILE).exists()
+
+
+def test_bits_only_variant_reuses_the_trained_student(tiny_context, tmp_path: Path) -> None:
+    from autotune.compression.reuse import StudentStore
+
+    inputs = replace(tiny_context.inputs, student_store=StudentStore(tmp_path / "students"))
+    first, second = _Stages(), _Stages()
+    fp32 = run_trial(
+        inputs, CompressionConfig(layers=2, heads=2, bits=32, temperature=3), tmp_path / "a", first
+    )
+    int8 = run_trial(
+        inputs, CompressionConfig(layers=2, heads=2, bits=8, temperature=3), tmp_path / "b", second
+    )
+    assert first.steps > 0 and second.steps == 0  # the second trial did not train
+    assert not fp32.reuse["student_reused"] and int8.reuse["student_reused"]
+    assert int8.reuse["distill_seconds_saved"] > 0
+    assert int8.train_curve == fp32.train_curve
