@@ -16,14 +16,6 @@ from autotune.spec import StudySpec, load_spec
 from autotune.store import db
 
 ARTIFACTS_ENV = "AUTOTUNE_ARTIFACTS"
-EXPORT_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "special_tokens_map.json",
-    "merges.txt",
-    "vocab.json",
-)
 
 
 @dataclass(frozen=True)
@@ -187,44 +179,97 @@ def run_study(
     artifacts: str | Path | None = None,
     callbacks: list[Any] | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
+    heartbeat: int | None = None,
+    on_poll: Any = None,
 ):
-    """Create or resume the spec's study and run it until ``n_trials`` trials have finished."""
-    from autotune.search.study import run_study as _run
+    """Create or resume the spec's study and run it until ``n_trials`` trials have finished.
+
+    ``workers > 1`` prepares the study here, then runs that many ``autotune worker``
+    processes on it (``on_poll(study)`` is called every second while they run).
+    """
+    from autotune.search import local_workers, worker
 
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    if workers < 1:
+        raise ConfigError(f"workers={workers}; expected 1 or more")
     url = db.storage_url(storage or spec.storage)
     store = _artifact_store(url, artifacts)
 
     def context() -> StudyContext:
-        prepared = prepare(spec, data_dir, models_dir, progress)
-        _upload_tokenizer(prepared, store, url)
-        return prepared
+        return prepare(spec, data_dir, models_dir, progress)
 
-    return _run(spec, url, context, store, n_trials, timeout, callbacks)
+    study = worker.run_study(
+        spec, url, context, store, n_trials, timeout, callbacks, heartbeat, workers > 1
+    )
+    if workers > 1:
+        local_workers.run_local_workers(
+            spec.name,
+            url,
+            workers,
+            artifacts_dir(url, artifacts).resolve(),
+            _absolute(data.data_dir(data_dir)),
+            _absolute(teacher.models_dir(models_dir)),
+            heartbeat,
+            timeout,
+            on_poll=(lambda: on_poll(study)) if on_poll else None,
+        )
+    return study
 
 
-def _upload_tokenizer(context: StudyContext, store: Any, url: str) -> None:
-    """Keep the tokenizer with the study's artifacts so exports need no teacher directory."""
-    import optuna
+def create_study(
+    spec: StudySpec | str | Path,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    data_dir: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    artifacts: str | Path | None = None,
+    progress: Progress | None = None,
+):
+    """Set the study up (teacher, data, baselines, tokenizer) without running trials, for
+    ``autotune worker`` processes to join."""
+    from autotune.search import worker
 
-    from autotune.search.study import open_study
+    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    url = db.storage_url(storage or spec.storage)
+    store = _artifact_store(url, artifacts)
+    return worker.run_study(
+        spec,
+        url,
+        lambda: prepare(spec, data_dir, models_dir, progress),
+        store,
+        n_trials,
+        prepare_only=True,
+    )
 
-    study = open_study(url, context.spec, create=True)
-    if study.user_attrs.get("tokenizer_artifacts"):
-        return
-    import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        context.teacher.tokenizer.save_pretrained(tmp)
-        ids = {
-            name: optuna.artifacts.upload_artifact(
-                artifact_store=store, file_path=str(Path(tmp) / name), study_or_trial=study
-            )
-            for name in EXPORT_TOKENIZER_FILES
-            if (Path(tmp) / name).exists()
-        }
-    study.set_user_attr("tokenizer_artifacts", ids)
-    study.set_user_attr("teacher_config", context.teacher.model.config.to_diff_dict())
+def _absolute(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
+
+
+def run_worker(
+    study: str,
+    storage: str | None = None,
+    max_trials: int | None = None,
+    timeout: float | None = None,
+    data_dir: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    artifacts: str | Path | None = None,
+    callbacks: list[Any] | None = None,
+    progress: Progress | None = None,
+    heartbeat: int | None = None,
+):
+    """Join an existing study (on this or another machine) and run its trials until the
+    study has its ``n_trials``, or this worker ran ``max_trials``."""
+    from autotune.search import worker
+
+    url = db.storage_url(storage)
+    store = _artifact_store(url, artifacts)
+
+    def context(spec: StudySpec) -> StudyContext:
+        return prepare(spec, data_dir, models_dir, progress)
+
+    return worker.join_study(study, url, context, store, max_trials, timeout, callbacks, heartbeat)
 
 
 def list_studies(storage: str | None = None) -> list[StudyOverview]:

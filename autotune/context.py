@@ -129,10 +129,16 @@ def prepare_study(
     return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels)
 
 
+TRAIN_THREADS_ENV = "AUTOTUNE_TRAIN_THREADS"
+
+
 def _set_training_threads(spec: StudySpec) -> None:
     import torch
 
-    torch.set_num_threads(spec.training.threads or os.cpu_count() or 1)
+    # `study run --workers N` gives each local worker its share of the cores.
+    share = os.environ.get(TRAIN_THREADS_ENV, "")
+    default = int(share) if share.isdigit() and int(share) > 0 else os.cpu_count() or 1
+    torch.set_num_threads(spec.training.threads or default)
 
 
 def _train_subset(spec: StudySpec, train: TokenizedSplit) -> tuple[TokenizedSplit, str]:

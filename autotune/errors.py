@@ -30,7 +30,15 @@ class CompressionError(AutotuneError):
 
 
 class StorageError(AutotuneError):
-    """The result database cannot be reached, read or written."""
+    """The result database cannot be reached, read or written.
+
+    ``transient`` marks conditions that pass on their own (a server restart, a lock), which
+    workers wait out with backoff.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class SchemaOutOfDateError(StorageError):

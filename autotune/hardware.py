@@ -9,6 +9,7 @@ from typing import Any
 
 from autotune.cache import hash_json
 
+LABEL_ENV = "AUTOTUNE_HARDWARE_LABEL"
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 
 
@@ -41,5 +42,10 @@ def fingerprint(threads: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": threads,
     }
+    # Machines that look alike (same CPU model and runtimes) may still differ in speed, e.g.
+    # two cloud instance types or a laptop on battery: a label keeps their fronts apart.
+    label = os.environ.get(LABEL_ENV, "").strip()
+    if label:
+        data["label"] = label
     data["id"] = hash_json(data)[:12]
     return data

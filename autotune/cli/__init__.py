@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import typer
 
-from autotune.cli import db, results, study, teacher, trial
+from autotune.cli import db, results, study, teacher, trial, worker
 from autotune.cli.output import console_err
 from autotune.errors import AutotuneError
 
@@ -25,11 +26,14 @@ app.add_typer(db.app, name="db")
 app.command("pareto")(results.pareto)
 app.command("best")(results.best)
 app.command("export")(results.export)
+app.command("worker")(worker.worker)
 
 
 def main() -> None:
     """Run the CLI; an :class:`AutotuneError` becomes one red line and exit status 1."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Retries of a busy or restarting database, and stale trials, are reported as they happen.
+    logging.basicConfig(level=logging.WARNING, format="warning (pid %(process)d): %(message)s")
     try:
         app()
     except AutotuneError as exc:

@@ -52,3 +52,13 @@ MinAccuracy = Annotated[
     float | None, typer.Option("--min-accuracy", min=0.0, max=1.0, help="Accuracy floor.")
 ]
 MaxSize = Annotated[float | None, typer.Option("--max-size-mb", min=0.0, help="Size cap in MB.")]
+Heartbeat = Annotated[
+    int | None,
+    typer.Option(
+        "--heartbeat",
+        envvar="AUTOTUNE_HEARTBEAT_SECONDS",
+        min=1,
+        help="Seconds between a running trial's heartbeats (default 60); a trial silent for "
+        "1.5 of them is failed and retried by another worker.",
+    ),
+]

@@ -16,6 +16,7 @@ from autotune.cli.options import (
     Artifacts,
     DataDir,
     Hardware,
+    Heartbeat,
     JsonOutput,
     ModelsDir,
     SpecPath,
@@ -32,25 +33,36 @@ class StudyProgress:
 
     def __init__(self, bar: Progress, task, min_accuracy: float | None) -> None:
         self.bar, self.task, self.min_accuracy = bar, task, min_accuracy
-        self.best = 0.0
 
-    def __call__(self, study, trial) -> None:
+    def __call__(self, study, trial=None) -> None:
         from optuna.trial import TrialState
 
-        finished = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        finished = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        )
+        speedups = [
+            m["speedup_vs_teacher_pytorch"]
+            for t in finished
+            if (m := t.user_attrs.get("metrics")) and m["accuracy"] >= (self.min_accuracy or 0.0)
         ]
-        metrics = trial.user_attrs.get("metrics")
-        if metrics and metrics["accuracy"] >= (self.min_accuracy or 0.0):
-            self.best = max(self.best, metrics["speedup_vs_teacher_pytorch"])
+        best = max(speedups, default=0.0)
         front = len(study.best_trials)
         self.bar.update(
             self.task,
             completed=len(finished),
-            description=f"trials  front {front}  best {self.best:.1f}x",
+            description=f"trials  front {front}  best {best:.1f}x",
         )
+
+
+def trials_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+    )
 
 
 @app.command("run")
@@ -62,24 +74,24 @@ def run(
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=1, help="Seconds to run.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=256, help="Worker processes on this machine (see docs)."
+        ),
+    ] = 1,
     storage: Storage = None,
     data_dir: DataDir = None,
     models_dir: ModelsDir = None,
     artifacts: Artifacts = None,
+    heartbeat: Heartbeat = None,
 ) -> None:
     """Create or resume SPEC's study and run trials until --trials have finished."""
     loaded = api.load_spec(spec)
     target = trials or loaded.search.n_trials
     started = time.perf_counter()
     with RichProgress() as prep:
-        bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console_err,
-        )
+        bar = trials_bar()
         task = bar.add_task("trials", total=target)
         callback = StudyProgress(bar, task, loaded.constraints.min_accuracy)
         with bar:
@@ -93,6 +105,9 @@ def run(
                 artifacts,
                 callbacks=[callback],
                 progress=prep,
+                workers=workers,
+                heartbeat=heartbeat,
+                on_poll=callback,
             )
     console.print(
         f"study [bold]{loaded.name}[/]: {len(study.trials)} trials in storage "
@@ -100,6 +115,29 @@ def run(
     )
     url = db.storage_url(storage or loaded.storage)
     console.print(front_table(api.pareto_front(loaded.name, url)))
+
+
+@app.command("create")
+def create(
+    spec: SpecPath,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Finished trials wanted.")
+    ] = None,
+    storage: Storage = None,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    artifacts: Artifacts = None,
+) -> None:
+    """Set SPEC's study up without running trials; then start `autotune worker` anywhere."""
+    loaded = api.load_spec(spec)
+    with RichProgress() as prep:
+        study = api.create_study(loaded, storage, trials, data_dir, models_dir, artifacts, prep)
+    url = db.redact(db.storage_url(storage or loaded.storage))
+    console.print(
+        f"study [bold]{loaded.name}[/] ready ({len(study.trials)} trials so far); "
+        f"join it with: autotune worker {loaded.name} --storage '{url}'",
+        highlight=False,
+    )
 
 
 @app.command("list")

@@ -14,7 +14,7 @@ import io
 import logging
 import shutil
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import onnx
@@ -28,21 +28,25 @@ INT4_BLOCK = 32
 
 def quantize_onnx(source: Path, target: Path, bits: int) -> Path:
     """Write ``source`` (an FP32 ONNX model) to ``target`` at ``bits`` bits."""
-    _quiet_ort_logs()
     try:
-        if bits == 32:
-            shutil.copyfile(source, target)
-        elif bits == 8:
-            _dynamic_int8(source, target)
-        elif bits == 4:
-            _weight_only_int4(source, target)
-        else:
-            raise CompressionError(f"bits={bits} is not supported; allowed: 32, 8, 4")
+        with _quiet_ort_logs():
+            _quantize(source, target, bits)
     except CompressionError:
         raise
     except Exception as exc:
         raise CompressionError(f"INT{bits} quantization of {source.name} failed: {exc}") from None
     return target
+
+
+def _quantize(source: Path, target: Path, bits: int) -> None:
+    if bits == 32:
+        shutil.copyfile(source, target)
+    elif bits == 8:
+        _dynamic_int8(source, target)
+    elif bits == 4:
+        _weight_only_int4(source, target)
+    else:
+        raise CompressionError(f"bits={bits} is not supported; allowed: 32, 8, 4")
 
 
 def _dynamic_int8(source: Path, target: Path) -> None:
@@ -119,9 +123,17 @@ def strip_qat(model: nn.Module) -> nn.Module:
     )
 
 
-def _quiet_ort_logs() -> None:
+@contextlib.contextmanager
+def _quiet_ort_logs() -> Iterator[None]:
     # ORT's quantizers log advice and every skipped tensor, through the root logger and their
-    # own module loggers (which carry handlers of their own).
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+    # own module loggers (which carry handlers of their own). The root level is restored after:
+    # the rest of the process (database retries, stale trials) still reports warnings.
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(previous, logging.ERROR))
     logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)

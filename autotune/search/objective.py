@@ -7,7 +7,9 @@ has stored the trial's final state, mirrors it into autotune's tables and the fr
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,11 @@ from autotune.search.space import suggest_config
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
 
 
+def worker_id() -> str:
+    """Which process ran a trial: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -40,6 +47,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # First, so that even a trial failing in `suggest` is recorded against this machine.
         trial.set_user_attr("hardware_id", self.context.hardware["id"])
+        trial.set_user_attr("worker", worker_id())
         started = time.perf_counter()
         out = self.work_dir / f"trial-{trial.number}"
         try:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from autotune.errors import SchemaOutOfDateError, StorageError
+from autotune.store.retry import is_transient
 
 STORAGE_ENV = "AUTOTUNE_STORAGE"
 DEFAULT_STORAGE = "sqlite:///autotune.db"
@@ -81,8 +82,11 @@ def session_scope(url: str) -> Iterator[Session]:
         yield session
         session.commit()
     except SQLAlchemyError as exc:
-        session.rollback()
-        raise StorageError(f"database error on '{redact(url)}': {_first_line(exc)}") from None
+        with contextlib.suppress(SQLAlchemyError):  # a dropped connection cannot roll back
+            session.rollback()
+        raise StorageError(
+            f"database error on '{redact(url)}': {_first_line(exc)}", transient=is_transient(exc)
+        ) from None
     except BaseException:
         session.rollback()
         raise

@@ -1,0 +1,54 @@
+"""``autotune worker STUDY``: join a study (on this or another machine) and run its trials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from autotune import api
+from autotune.cli.options import Artifacts, DataDir, Heartbeat, ModelsDir, Storage
+from autotune.cli.output import RichProgress, console
+from autotune.cli.study import StudyProgress, trials_bar
+
+
+def worker(
+    study: Annotated[str, typer.Argument(help="Name of an existing study.")],
+    storage: Storage = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Run at most this many trials here.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=1, help="Seconds to run.")
+    ] = None,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    artifacts: Artifacts = None,
+    heartbeat: Heartbeat = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Run trials of STUDY until it has its n_trials (counting every worker's) or --trials ran
+    here. Start one per machine, or several: Optuna's storage hands each its own trials."""
+    if quiet:
+        api.run_worker(
+            study, storage, trials, timeout, data_dir, models_dir, artifacts, heartbeat=heartbeat
+        )
+        return
+    with RichProgress() as prep:
+        bar = trials_bar()
+        task = bar.add_task("trials", total=None)
+        callback = StudyProgress(bar, task, None)
+        with bar:
+            done = api.run_worker(
+                study,
+                storage,
+                trials,
+                timeout,
+                data_dir,
+                models_dir,
+                artifacts,
+                callbacks=[callback],
+                progress=prep,
+                heartbeat=heartbeat,
+            )
+    console.print(f"study [bold]{study}[/]: {len(done.trials)} trials in storage")

@@ -1,0 +1,257 @@
+"""Run trials of a study until it has enough, alone or beside other workers.
+
+Any number of processes on any number of machines may run :func:`work` on the same study:
+Optuna's RDB storage hands each its own trials. What this module adds is the study-wide
+budget (``n_trials`` counts trials finished by *all* workers) and a watcher that fails trials
+whose worker stopped sending heartbeats, so that Optuna's retry callback re-runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from autotune.compression.config import CompressionConfig
+from autotune.context import StudyContext
+from autotune.search.objective import Objective
+from autotune.search.recorder import SqlProbeCache, TrialRecorder
+from autotune.search.space import config_params
+from autotune.search.storage import heartbeat_seconds
+from autotune.search.study import (
+    COUNTED,
+    check_resumable,
+    find_spec,
+    open_study,
+    record_context,
+    register_study,
+    store_tokenizer,
+)
+from autotune.spec import StudySpec
+from autotune.store.db import ensure_current
+
+log = logging.getLogger("autotune.worker")
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+TARGET_ATTR = "target_trials"
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """(trials that count towards the budget, trials running now) across all workers."""
+    trials = study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+class BudgetGuard:
+    """Optuna callback: stop this worker once finished + running trials reach the budget, or
+    once it has run ``limit`` trials itself (what was missing when it started, or its own
+    ``--trials``), so that a study whose every trial fails still ends."""
+
+    def __init__(self, target: int, limit: int) -> None:
+        self.target = target
+        self.limit = limit
+        self.ran = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.ran >= self.limit
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.ran += 1
+        done, running = counts(study)
+        if self.exhausted or done + running >= self.target:
+            study.stop()
+
+
+class StaleTrialWatcher:
+    """Fails trials whose worker died (no heartbeat for the grace period), every quarter
+    heartbeat, so they are FAIL within two heartbeats and their retry is enqueued at once."""
+
+    def __init__(self, study: optuna.Study, heartbeat: int) -> None:
+        self.study = study
+        self.period = heartbeat / 4
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="stale-trials", daemon=True)
+
+    def __enter__(self) -> StaleTrialWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.period):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
+            except Exception as exc:  # the database may be restarting: look again later
+                log.warning("stale-trial check failed: %s", exc)
+
+
+def work(
+    study: optuna.Study,
+    objective: Objective,
+    recorder: TrialRecorder,
+    target: int,
+    heartbeat: int,
+    timeout: float | None = None,
+    max_trials: int | None = None,
+    callbacks: list[TrialCallback] | None = None,
+) -> None:
+    """Run trials until ``target`` have finished across all workers, ``max_trials`` ran here,
+    or ``timeout`` passed. While the last trials run elsewhere, wait: if their worker dies,
+    their retries come back to this one."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    missing = target - counts(study)[0]
+    guard = BudgetGuard(target, min(missing, max_trials or missing))
+    with StaleTrialWatcher(study, heartbeat):
+        while not guard.exhausted:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            done, running = counts(study)
+            if done >= target:
+                break
+            if done + running >= target:
+                time.sleep(min(heartbeat / 4, 2.0, left or 2.0))
+                continue
+            try:
+                study.optimize(
+                    objective,
+                    timeout=left,
+                    # A failing trial is stored as FAIL with its reason and the study goes
+                    # on; KeyboardInterrupt is not an Exception and still stops it.
+                    catch=(Exception,),
+                    callbacks=[recorder, guard, *(callbacks or [])],
+                )
+            except UpdateFinishedTrialError:
+                # Our heartbeats were late (the machine stalled) and another worker declared
+                # the trial dead; its retry runs the same configuration again.
+                log.warning("a trial of this worker was failed as stale; its retry will rerun it")
+    # Mirror trials failed by the stale-trial watcher; leave the front covering every trial.
+    recorder.sync(study)
+    for hardware_id in recorder.hardware_ids(study):
+        recorder.update_front(study, hardware_id)
+
+
+def _with_probe_cache(context: StudyContext, url: str) -> StudyContext:
+    cached = SqlProbeCache(url, context.hardware["id"])
+    return replace(context, inputs=replace(context.inputs, probe_cache=cached))
+
+
+def _enqueue(study: optuna.Study, spec: StudySpec) -> None:
+    for values in spec.search.enqueue:
+        config = CompressionConfig.from_dict(values)
+        study.enqueue_trial(config_params(config, spec.space), skip_if_exists=True)
+
+
+def _run(
+    study: optuna.Study,
+    context: StudyContext,
+    url: str,
+    artifact_store: Any,
+    target: int,
+    heartbeat: int,
+    **options: Any,
+) -> None:
+    recorder = TrialRecorder(url, context.spec)
+    context = _with_probe_cache(context, url)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
+        objective = Objective(context, artifact_store, Path(tmp))
+        work(study, objective, recorder, target, heartbeat, **options)
+
+
+def run_study(
+    spec: StudySpec,
+    url: str,
+    context_factory: Callable[[], StudyContext],
+    artifact_store: Any,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    callbacks: list[TrialCallback] | None = None,
+    heartbeat: int | None = None,
+    prepare_only: bool = False,
+) -> optuna.Study:
+    """Create or resume the spec's study and run it until ``n_trials`` (default: the spec's)
+    trials have completed or been stopped, counting every worker's.
+
+    Nothing is written before the teacher and data have loaded: a bad dataset or teacher
+    leaves no half-made study behind. ``prepare_only`` sets the study up for workers.
+    """
+    ensure_current(url)
+    heartbeat = heartbeat_seconds(heartbeat)
+    target = n_trials or spec.search.n_trials
+    if check_resumable(url, spec):
+        study = open_study(url, spec, create=False, heartbeat=heartbeat)
+        TrialRecorder(url, spec).sync(study)
+        if counts(study)[0] >= target:
+            return study
+    context = context_factory()
+    register_study(url, spec)
+    study = open_study(url, spec, create=True, heartbeat=heartbeat)
+    created = len(study.trials) == 0
+    study.set_user_attr(TARGET_ATTR, target)
+    store_tokenizer(study, context, artifact_store)
+    record_context(url, context)
+    if created:
+        _enqueue(study, spec)
+    if not prepare_only:
+        _run(
+            study,
+            context,
+            url,
+            artifact_store,
+            target,
+            heartbeat,
+            timeout=timeout,
+            callbacks=callbacks,
+        )
+    return study
+
+
+def join_study(
+    name: str,
+    url: str,
+    context_factory: Callable[[StudySpec], StudyContext],
+    artifact_store: Any,
+    max_trials: int | None = None,
+    timeout: float | None = None,
+    callbacks: list[TrialCallback] | None = None,
+    heartbeat: int | None = None,
+) -> optuna.Study:
+    """Work on an existing study with the spec it was created with, beside other workers."""
+    ensure_current(url)
+    heartbeat = heartbeat_seconds(heartbeat)
+    spec = find_spec(url, name)
+    study = open_study(url, spec, create=False, heartbeat=heartbeat)
+    target = int(study.user_attrs.get(TARGET_ATTR, spec.search.n_trials))
+    if counts(study)[0] >= target:
+        return study
+    context = context_factory(spec)
+    record_context(url, context)  # this machine's fingerprint and baselines
+    _run(
+        study,
+        context,
+        url,
+        artifact_store,
+        target,
+        heartbeat,
+        timeout=timeout,
+        max_trials=max_trials,
+        callbacks=callbacks,
+    )
+    return study

@@ -1,0 +1,224 @@
+"""Several worker processes on one study: real PostgreSQL and SQLite, real `autotune worker`
+processes, a worker killed with SIGKILL, and a PostgreSQL server restarted mid-study."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import RetryFailedTrialCallback
+from optuna.trial import TrialState
+
+import autotune
+from autotune.store import fronts
+from autotune.store.db import session_scope
+from autotune.store.models import FrontSnapshot, TrialRecord
+from tests.helpers import spec_text
+
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def cheap_spec(tmp_path: Path, tiny_teacher: Path, tiny_data: Path, n_trials: int) -> Path:
+    path = tmp_path / "cheap.toml"
+    path.write_text(
+        spec_text(
+            tiny_data,
+            tiny_teacher,
+            search=f'sampler = "random"\nn_trials = {n_trials}',
+            training="epochs = 1\nbatch_size = 32\nlearning_rate = 0.001\nmax_train_samples = 64",
+        )
+    )
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "autotune", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"exit {process.returncode}\n{out}\n{err}"
+    return err
+
+
+def assert_consistent(url: str, target: int, workers: int) -> optuna.Study:
+    """Every trial finished once, mirrored once, and the latest front covers all of them."""
+    study = optuna.load_study(study_name="tiny", storage=url)
+    states = Counter(t.state for t in study.trials)
+    assert states[TrialState.RUNNING] == 0 and states[TrialState.WAITING] == 0, states
+    counted = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+    # A worker may start one trial in the instant before another's last one is told.
+    assert target <= counted <= target + workers - 1, states
+    with session_scope(url) as session:
+        rows = TrialRecord.for_study(session, "tiny")
+        measured = [t for t in study.trials if "hardware_id" in t.user_attrs]
+        assert sorted(r.trial_number for r in rows) == [t.number for t in measured]
+        for hardware_id in {t.user_attrs["hardware_id"] for t in measured}:
+            history = FrontSnapshot.history(session, "tiny", hardware_id)
+            assert [s.version for s in history] == list(range(1, len(history) + 1))
+            expected = fronts.compute_front(
+                study.trials, ["accuracy", "latency"], hardware_id, history[-1].reference_point
+            )
+            assert sorted(history[-1].members) == sorted(t.number for t in expected.members)
+    return study
+
+
+def test_four_workers_share_sixty_trials_on_postgresql(
+    pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
+) -> None:
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 60)
+    run = cli("study", "run", str(spec), "--workers", "4", "--storage", pg_url,
+              "--artifacts", str(tmp_path / "a"))  # fmt: skip
+    finish(run)
+    study = assert_consistent(pg_url, 60, 4)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 4  # all four took trials
+    # Artifacts of every worker landed in the one shared store.
+    for t in study.trials:
+        if t.state == TrialState.COMPLETE:
+            assert (tmp_path / "a" / t.user_attrs["artifact"]["id"]).is_file()
+
+
+def _running_trial_of(url: str, pid: int, deadline: float) -> int:
+    study = optuna.load_study(study_name="tiny", storage=url)
+    while time.monotonic() < deadline:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("worker", "").endswith(f":{pid}"):
+                return t.number
+        time.sleep(0.05)
+    raise AssertionError(f"worker {pid} never ran a trial")
+
+
+def test_killed_worker_trial_fails_within_two_heartbeats_and_is_retried(
+    pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
+) -> None:
+    heartbeat = 4
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 12)
+    autotune.api.create_study(spec, pg_url, artifacts=tmp_path / "a")
+    env = {"AUTOTUNE_STORAGE": pg_url, "AUTOTUNE_HEARTBEAT_SECONDS": str(heartbeat)}
+    args = ("worker", "tiny", "--artifacts", str(tmp_path / "a"), "--quiet")
+    victim, survivor = cli(*args, env=env), cli(*args, env=env)
+    number = _running_trial_of(pg_url, victim.pid, time.monotonic() + 120)
+    victim.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    victim.wait()
+
+    study = optuna.load_study(study_name="tiny", storage=pg_url)
+    while study.trials[number].state == TrialState.RUNNING:
+        assert time.monotonic() - killed_at < 30, "the dead worker's trial stayed RUNNING"
+        time.sleep(0.1)
+    failed_after = time.monotonic() - killed_at
+    assert study.trials[number].state == TrialState.FAIL
+    assert failed_after <= 2 * heartbeat, f"FAIL after {failed_after:.1f}s"
+
+    finish(survivor)
+    study = assert_consistent(pg_url, 12, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retries = [
+            t for t in study.trials if RetryFailedTrialCallback.retried_trial_number(t) == number
+        ]
+    assert len(retries) == 1 and retries[0].state in COUNTED
+    # The retry keeps what the dead trial had sampled (the rest of it was never chosen).
+    assert study.trials[number].params.items() <= retries[0].params.items()
+    rows = {r.number: r for r in autotune.api.study_trials("tiny", pg_url)}
+    assert rows[number].status == "failed"
+
+
+def _restart_postgres(down_seconds: float) -> None:
+    """Stop the server, keep it down long enough for the workers to notice, start it."""
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True)
+    version, name = next(
+        ln.split()[:2] for ln in clusters.stdout.splitlines() if ln.split()[2] == "5432"
+    )
+    for action in ("stop", "start"):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action],
+            check=True,
+            capture_output=True,
+        )
+        if action == "stop":
+            time.sleep(down_seconds)
+
+
+@pytest.mark.skipif(
+    shutil.which("pg_ctlcluster") is None or os.geteuid() != 0,
+    reason="restarting PostgreSQL needs Debian's pg_ctlcluster and root",
+)
+def test_workers_survive_a_postgresql_restart(
+    pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
+) -> None:
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 16)
+    run = cli("study", "run", str(spec), "--workers", "2", "--storage", pg_url,
+              "--artifacts", str(tmp_path / "a"))  # fmt: skip
+    study = (
+        optuna.load_study(study_name="tiny", storage=pg_url) if _wait_for_study(pg_url) else None
+    )
+    assert study is not None
+    while len(study.get_trials(deepcopy=False, states=COUNTED)) < 3:
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.2)
+    _restart_postgres(down_seconds=5)
+    err = finish(run)
+    # The workers (not only the parent watching them) hit the outage and waited it out.
+    waited = {int(pid) for pid in re.findall(r"warning \(pid (\d+)\): .*database unavailable", err)}
+    assert waited - {run.pid}, err
+    assert_consistent(pg_url, 16, 2)
+
+
+def _wait_for_study(url: str) -> bool:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            optuna.load_study(study_name="tiny", storage=url)
+            return True
+        except KeyError:
+            time.sleep(0.5)
+    return False
+
+
+def test_two_workers_on_one_sqlite_file(tmp_path: Path, tiny_teacher, tiny_data, tiny_context):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 12)
+    finish(cli("study", "run", str(spec), "--workers", "2", "--storage", url))
+    study = assert_consistent(url, 12, 2)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+def test_fronts_never_mix_hardware_fingerprints(
+    tmp_path: Path, tiny_teacher, tiny_data, tiny_context
+) -> None:
+    """A worker on another machine (here: labelled as one) records its own fingerprint,
+    baselines and front."""
+    url = f"sqlite:///{tmp_path / 'two-machines.db'}"
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 8)
+    autotune.run_study(spec, url, n_trials=4)
+    env = {"AUTOTUNE_STORAGE": url, "AUTOTUNE_HARDWARE_LABEL": "other-box"}
+    autotune.api.create_study(spec, url, n_trials=8)
+    finish(cli("worker", "tiny", "--quiet", env=env))
+    study = optuna.load_study(study_name="tiny", storage=url)
+    machines = Counter(t.user_attrs["hardware_id"] for t in study.trials)
+    assert len(machines) == 2 and sum(machines.values()) == 8, machines
+    for hardware_id in machines:
+        view = autotune.pareto_front("tiny", url, hardware=hardware_id)
+        assert view.members and all(m.hardware_id == hardware_id for m in view.members)
+        assert view.baselines  # teacher baselines measured on that machine
+        with session_scope(url) as session:
+            for snapshot in FrontSnapshot.history(session, "tiny", hardware_id):
+                owners = {study.trials[n].user_attrs["hardware_id"] for n in snapshot.members}
+                assert owners == {hardware_id}
