@@ -161,9 +161,11 @@ def artifacts_dir(storage: str | None = None, explicit: str | Path | None = None
     return Path("autotune-artifacts")
 
 
-def _artifact_store(storage: str | None, artifacts: str | Path | None):
+def _artifact_store(storage: str, artifacts: str | Path | None):
     from optuna.artifacts import FileSystemArtifactStore
 
+    # The database first: a bad URL must not leave an artifact folder behind.
+    db.check_reachable(storage)
     root = artifacts_dir(storage, artifacts)
     root.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(root))

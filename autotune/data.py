@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,7 +20,9 @@ from autotune.compression.batching import TokenizedSplit
 from autotune.errors import DataError
 from autotune.spec import DatasetSpec
 
+E = TypeVar("E", bound=BaseException)
 DATA_DIR_ENV = "AUTOTUNE_DATA_DIR"
+MAX_CHARS_PER_TOKEN = 64
 FORMATS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -117,7 +119,8 @@ def _load_table(source: DataSource, split: str) -> Any:
     import datasets
 
     datasets.disable_progress_bars()
-    logging.getLogger("datasets").setLevel(logging.ERROR)
+    # datasets logs a parse failure before raising it; the raised error is reported instead.
+    logging.getLogger("datasets").setLevel(logging.CRITICAL)
     try:
         if source.file is None:
             return datasets.load_dataset(source.hub_id, source.hub_config, split=split)
@@ -130,10 +133,23 @@ def _load_table(source: DataSource, split: str) -> Any:
     except UnicodeDecodeError as exc:
         raise DataError(f"{source.description}: not UTF-8 text ({exc.reason})") from None
     except Exception as exc:  # datasets wraps parser errors in many types
+        if (cause := _find(exc, UnicodeDecodeError)) is not None:
+            raise DataError(f"{source.description}: not UTF-8 text ({cause.reason})") from None
         if "corresponds to no data" in str(exc):  # a file with a header and no rows
             raise DataError(f"{source.description}: split '{split}' is empty") from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source.description}: cannot load split '{split}': {reason}") from None
+
+
+def _find(exc: BaseException | None, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in the chain of causes of ``exc``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _integer_labels(values: list[Any], where: str, column: str) -> np.ndarray:
@@ -197,6 +213,11 @@ def _tokenized(
         with np.load(target / "split.npz") as saved:
             return TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"]), key
     texts, labels = read_rows(source, split, ds)
+    # Tokenizers split a whole text before truncating it: one 10 MB line costs 9 s and 1.7 GB.
+    # No token spans more than MAX_CHARS_PER_TOKEN characters of ordinary text, so cutting
+    # there first changes nothing but the cost.
+    limit = ds.max_length * MAX_CHARS_PER_TOKEN
+    texts = [text[:limit] for text in texts]
     encoded = tokenizer(texts, truncation=True, max_length=ds.max_length)["input_ids"]
     result = TokenizedSplit.from_rows([np.asarray(r, dtype=np.int32) for r in encoded], labels)
     with cache.atomic_dir(target) as tmp:

@@ -155,7 +155,7 @@ class LatencySpec(_Strict):
 
 class SearchSpec(_Strict):
     sampler: Sampler = "tpe"
-    n_trials: int = Field(default=40, ge=1)
+    n_trials: int = Field(default=40, ge=1, le=1_000_000)
     enqueue: list[dict[str, Any]] = []
 
 
@@ -188,6 +188,8 @@ class StudySpec(_Strict):
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study spec; any problem raises :class:`SpecError` in one line."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, not a spec file (give a .toml file)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -7,6 +7,7 @@ import os
 import sys
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from autotune.cli import db, results, study, teacher, trial, worker
 from autotune.cli.output import console_err
@@ -29,16 +30,38 @@ app.command("export")(results.export)
 app.command("worker")(worker.worker)
 
 
+def _report_warnings() -> None:
+    """Retries of a busy or restarting database, and stale trials, are reported as they
+    happen; other libraries' log records stay out of the user's terminal."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("warning (pid %(process)d): %(message)s"))
+    logger = logging.getLogger("autotune")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
 def main() -> None:
     """Run the CLI; an :class:`AutotuneError` becomes one red line and exit status 1."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Retries of a busy or restarting database, and stale trials, are reported as they happen.
-    logging.basicConfig(level=logging.WARNING, format="warning (pid %(process)d): %(message)s")
+    _report_warnings()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(2)  # the help was shown
+    except UsageError as exc:
+        # Click draws a multi-line box; a bad option gets one line like every other error.
+        where = exc.ctx.command_path if exc.ctx else "autotune"
+        message = " ".join(exc.format_message().split())
+        console_err.print(
+            f"[bold red]error:[/] {message} (see: {where} --help)", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
     except AutotuneError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -62,6 +62,7 @@ def trials_bar() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console_err,
+        transient=True,  # an error leaves its one line, not a half-drawn bar
     )
 
 
