@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -452,3 +454,123 @@ def _model_card(study: str, trial: TrialSummary) -> str:
         f"| hardware | {trial.hardware_id} |\n\n"
         "Run with ONNX Runtime: inputs `input_ids`, `attention_mask` (int64), output `logits`.\n"
     )
+
+
+# --- read side for the dashboard and HTTP clients ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialDetail:
+    """One trial with what Optuna knows of it beyond autotune's row."""
+
+    study: str
+    summary: TrialSummary
+    train_curve: list[Any]
+    params: dict[str, Any]
+    worker: str | None
+    retry_of: int | None
+    started: str | None
+    finished: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_json(),
+            "train_curve": self.train_curve,
+            "params": self.params,
+            "worker": self.worker,
+            "retry_of": self.retry_of,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+@functools.cache
+def _optuna_reader(url: str):
+    import optuna
+
+    return optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+
+
+def running_trials(study: str, storage: str | None = None) -> int:
+    """Trials running now, on any worker (from Optuna's table)."""
+    from optuna.trial import TrialState
+
+    url = db.storage_url(storage)
+    reader = _optuna_reader(url)
+    try:
+        study_id = reader.get_study_id_from_name(study)
+    except KeyError:
+        return 0
+    return len(reader.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def trial_detail(study: str, number: int, storage: str | None = None) -> TrialDetail:
+    from optuna.storages import RetryFailedTrialCallback
+
+    url = db.storage_url(storage)
+    db.ensure_current(url)
+    summary = results.trial(url, study, number)
+    reader = _optuna_reader(url)
+    frozen = reader.get_trial(
+        reader.get_trial_id_from_study_id_trial_number(reader.get_study_id_from_name(study), number)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # retried_trial_number is marked experimental
+        retry_of = RetryFailedTrialCallback.retried_trial_number(frozen)
+    return TrialDetail(
+        study=study,
+        summary=summary,
+        train_curve=list(summary.metrics.get("train_curve") or []),
+        params=frozen.params,
+        worker=frozen.user_attrs.get("worker"),
+        retry_of=retry_of,
+        started=frozen.datetime_start.isoformat() if frozen.datetime_start else None,
+        finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None,
+    )
+
+
+def hardware_info(study: str, storage: str | None = None) -> dict[str, dict[str, Any]]:
+    """Fingerprints (CPU, ISA, runtimes) of every machine that measured ``study``."""
+    url = db.storage_url(storage)
+    return results.hardware_info(url, results.hardware_ids(url, study))
+
+
+def param_importance(study: str, storage: str | None = None) -> dict[str, dict[str, float]]:
+    """Optuna's parameter importance (its default evaluator) for each objective."""
+    import optuna
+
+    url = db.storage_url(storage)
+    loaded = optuna.load_study(study_name=study, storage=_optuna_reader(url))
+    names = loaded.metric_names or [f"objective {i}" for i in range(len(loaded.directions))]
+    out: dict[str, dict[str, float]] = {}
+    for index, (name, direction) in enumerate(zip(names, loaded.directions, strict=True)):
+        # The evaluator ranks what leads to *low* target values: flip maximised objectives.
+        sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[name] = optuna.importance.get_param_importances(
+                    loaded, target=lambda t, i=index, s=sign: s * t.values[i]
+                )
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"importance of '{study}' cannot be computed yet: {exc}") from None
+    return out
+
+
+def artifact_file(
+    study: str, number: int, storage: str | None = None, artifacts: str | Path | None = None
+) -> Path:
+    """The model file of a trial, guaranteed to lie inside the artifact store."""
+    url = db.storage_url(storage)
+    summary = results.trial(url, study, number)
+    root = artifacts_dir(url, artifacts).resolve()
+    path = _artifact_path(url, artifacts, summary)
+    if path is None:
+        raise StorageError(f"trial {number} of '{study}' has no model")
+    resolved = path.resolve()
+    # Artifact ids come from the database; a tampered id must not read outside the store.
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise StorageError(f"trial {number} of '{study}' points outside the artifact store")
+    if not resolved.is_file():
+        raise StorageError(f"model of trial {number} is missing from the artifact store")
+    return resolved

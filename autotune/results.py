@@ -11,6 +11,7 @@ from autotune.store.db import redact, session_scope
 from autotune.store.models import (
     BaselineRecord,
     FrontSnapshot,
+    HardwareRecord,
     StudyRecord,
     TrialRecord,
     TrialStatus,
@@ -105,6 +106,20 @@ def trials(url: str, name: str) -> list[TrialSummary]:
         return [TrialSummary.of(r) for r in TrialRecord.for_study(session, name)]
 
 
+def trial(url: str, name: str, number: int) -> TrialSummary:
+    study_record(url, name)
+    with session_scope(url) as session:
+        record = TrialRecord.find(session, name, number)
+        if record is None:
+            raise StudyNotFoundError(f"study '{name}' has no measured trial {number}")
+        return TrialSummary.of(record)
+
+
+def hardware_info(url: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    with session_scope(url) as session:
+        return {r.id: dict(r.info) for r in HardwareRecord.some(session, ids)}
+
+
 def hardware_ids(url: str, name: str) -> list[str]:
     with session_scope(url) as session:
         return sorted({b.hardware_id for b in BaselineRecord.for_study(session, name)})
@@ -144,8 +159,11 @@ def front(url: str, name: str, hardware_id: str) -> FrontView:
     study_record(url, name)
     with session_scope(url) as session:
         history = FrontSnapshot.history(session, name, hardware_id)
-        by_number = {r.trial_number: r for r in TrialRecord.for_study(session, name)}
         latest = history[-1] if history else None
+        by_number = {
+            r.trial_number: r
+            for r in TrialRecord.numbered(session, name, latest.members if latest else [])
+        }
         members = [
             TrialSummary.of(by_number[n])
             for n in (latest.members if latest else [])

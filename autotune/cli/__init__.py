@@ -9,7 +9,7 @@ import sys
 import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from autotune.cli import db, results, study, teacher, trial, worker
+from autotune.cli import dashboard, db, results, study, teacher, trial, worker
 from autotune.cli.output import console_err
 from autotune.errors import AutotuneError
 
@@ -28,6 +28,7 @@ app.command("pareto")(results.pareto)
 app.command("best")(results.best)
 app.command("export")(results.export)
 app.command("worker")(worker.worker)
+app.command("dashboard")(dashboard.dashboard)
 
 
 def _report_warnings() -> None:

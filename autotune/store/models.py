@@ -70,6 +70,10 @@ class HardwareRecord(Base):
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     @classmethod
+    def some(cls, session: Session, ids: list[str]) -> list[HardwareRecord]:
+        return list(session.scalars(select(cls).where(cls.id.in_(ids)))) if ids else []
+
+    @classmethod
     def ensure(cls, session: Session, info: dict[str, Any]) -> HardwareRecord:
         record = session.get(cls, info["id"])
         if record is None:
@@ -118,6 +122,13 @@ class TrialRecord(Base):
     @classmethod
     def for_study(cls, session: Session, study_name: str) -> list[TrialRecord]:
         query = select(cls).where(cls.study_name == study_name).order_by(cls.trial_number)
+        return list(session.scalars(query))
+
+    @classmethod
+    def numbered(cls, session: Session, study_name: str, numbers: list[int]) -> list[TrialRecord]:
+        if not numbers:
+            return []
+        query = select(cls).where(cls.study_name == study_name, cls.trial_number.in_(numbers))
         return list(session.scalars(query))
 
     @classmethod

@@ -162,7 +162,10 @@ CASES: dict[str, Case] = {
         _teacher(_teacher_without_weights),
         "missing model.safetensors or pytorch_model.bin",
     ),
-    "teacher: wrong architecture": (_teacher(_gpt2_teacher), "is a 'gpt2' model; autotune supports"),
+    "teacher: wrong architecture": (
+        _teacher(_gpt2_teacher),
+        "is a 'gpt2' model; autotune supports",
+    ),
     "teacher: wrong number of labels": (
         _teacher(lambda tmp, t: make_tiny_teacher(tmp / "three", num_labels=3)),
         "predicts 3 labels but the dataset has 2",

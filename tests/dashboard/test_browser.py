@@ -1,0 +1,124 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import autotune
+from autotune.dashboard import create_app
+from autotune.store.db import session_scope
+from autotune.store.models import StudyRecord, TrialRecord
+
+CHROMIUM = os.environ.get("AUTOTUNE_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM) and not os.environ.get("CI"),
+    reason=f"no chromium at {CHROMIUM} (apt install chromium); CI installs it",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def _front_points(page) -> dict[str, int]:
+    """Points of the front traces: in Plotly's data, and drawn as SVG paths."""
+    return page.evaluate(
+        """() => {
+          const gd = document.getElementById('front-plot');
+          let data = 0, drawn = 0;
+          gd._fullData.forEach((trace) => {
+            if (trace.meta !== 'front') return;
+            data += trace.x.length;
+            drawn += gd.querySelectorAll(`.trace${trace.uid} .point`).length;
+          });
+          return {data, drawn};
+        }"""
+    )
+
+
+def test_studies_study_click_trial_screenshot(browser, serve, filled_db) -> None:
+    base = serve(create_app(filled_db.url, filled_db.artifacts))
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    external: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            None if r.url.startswith(base) or r.url.startswith("data:") else external.append(r.url)
+        ),
+    )
+
+    page.goto(base + "/")
+    page.get_by_role("link", name="tiny").click()
+    page.wait_for_url(f"{base}/studies/tiny")
+    page.wait_for_selector("#front-plot .scatterlayer .point")
+    page.wait_for_selector("#trials tbody tr")
+
+    front = autotune.pareto_front("tiny", filled_db.url)
+    assert _front_points(page) == {"data": len(front.members), "drawn": len(front.members)}
+    rows = page.locator("#trials tbody tr").count()
+    assert rows == len(autotune.api.study_trials("tiny", filled_db.url))
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(500)  # let the hypervolume and importance plots finish drawing
+    page.screenshot(path=str(ARTIFACTS / "dashboard-study.png"), full_page=True)
+
+    # Click a front point: Plotly's click event takes us to its trial page.
+    number = front.members[0].number
+    uid = page.evaluate(
+        "() => document.getElementById('front-plot')._fullData.find(t => t.meta === 'front').uid"
+    )
+    points = page.locator(f"#front-plot .trace{uid} .point")
+    numbers = page.evaluate(
+        "() => document.getElementById('front-plot')._fullData"
+        ".find(t => t.meta === 'front').customdata"
+    )
+    box = points.nth(numbers.index(number)).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(f"{base}/studies/tiny/trials/{number}")
+    assert page.locator("h1").inner_text().startswith(f"Trial {number}")
+    assert page.locator("#download").get_attribute("href").endswith("/model.onnx")
+    assert "autotune export tiny --trial" in page.locator("#snippet-cli").inner_text()
+
+    assert not errors, errors
+    assert not external, f"assets from outside the server: {external}"
+
+
+def test_user_strings_are_escaped(browser, serve, filled_db, tmp_path) -> None:
+    """Names and reasons holding markup show as text and never run."""
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    with session_scope(filled_db.url) as session:
+        source = StudyRecord.find(session, "tiny")
+        session.add(StudyRecord(study_name=hostile, spec=source.spec, spec_hash="x"))
+        failed = next(r for r in TrialRecord.for_study(session, "tiny"))
+        original = failed.reason
+        failed.reason = hostile
+    try:
+        base = serve(create_app(filled_db.url, filled_db.artifacts))
+        page = browser.new_page()
+        for path in ("/", "/studies/tiny", f"/studies/tiny/trials/{failed.trial_number}"):
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("() => window.pwned") is None, path
+        page.goto(base + "/")
+        page.wait_for_selector("#studies tbody tr >> nth=1")
+        assert hostile in page.locator("#studies").inner_text()
+    finally:
+        with session_scope(filled_db.url) as session:
+            session.delete(StudyRecord.find(session, hostile))
+            TrialRecord.find(session, "tiny", failed.trial_number).reason = original
