@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from autotune.compression.config import CompressionConfig
 from autotune.errors import StorageError, StudyNotFoundError
 from autotune.store.db import redact, session_scope
@@ -15,6 +17,18 @@ from autotune.store.models import (
     StudyRecord,
     TrialRecord,
     TrialStatus,
+)
+
+ROW_COLUMNS = (
+    "trial_number",
+    "status",
+    "config",
+    "metrics",
+    "hardware_id",
+    "reason",
+    "artifact_id",
+    "artifact_sha256",
+    "seconds",
 )
 
 
@@ -31,7 +45,8 @@ class TrialSummary:
     seconds: float = 0.0
 
     @classmethod
-    def of(cls, record: TrialRecord) -> TrialSummary:
+    def of(cls, record: Any) -> TrialSummary:
+        """From a :class:`TrialRecord` or a row of its ``ROW_COLUMNS``."""
         return cls(
             number=record.trial_number,
             status=record.status.value,
@@ -102,8 +117,12 @@ def study_record(url: str, name: str) -> StudyRecord:
 
 def trials(url: str, name: str) -> list[TrialSummary]:
     study_record(url, name)
+    # Plain column rows, not ORM entities: a 10,000-trial study reads in a fraction of the time.
+    columns = [getattr(TrialRecord, c) for c in ROW_COLUMNS]
+    query = select(*columns).where(TrialRecord.study_name == name)
     with session_scope(url) as session:
-        return [TrialSummary.of(r) for r in TrialRecord.for_study(session, name)]
+        rows = session.execute(query.order_by(TrialRecord.trial_number)).all()
+    return [TrialSummary.of(row) for row in rows]
 
 
 def trial(url: str, name: str, number: int) -> TrialSummary:
@@ -190,8 +209,10 @@ def front(url: str, name: str, hardware_id: str) -> FrontView:
 
 
 def overview(url: str, record: StudyRecord) -> StudyOverview:
+    columns = (TrialRecord.status, TrialRecord.metrics, TrialRecord.created_at)
+    query = select(*columns).where(TrialRecord.study_name == record.study_name)
     with session_scope(url) as session:
-        rows = TrialRecord.for_study(session, record.study_name)
+        rows = session.execute(query).all()
         snapshots = FrontSnapshot.history(session, record.study_name)
     counts = {status: sum(r.status == status for r in rows) for status in TrialStatus}
     spec = record.spec

@@ -43,8 +43,17 @@ EXPORT_TOKENIZER_FILES = (
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    seed = spec.seed
+def sampler_seed(spec: StudySpec, stream: object = 0) -> int:
+    """The spec's seed for a fresh study in one process; a derived one for every other
+    ``stream`` (a resumed session, another worker), which would otherwise draw the very
+    configurations the first one drew."""
+    if stream == 0:
+        return spec.seed
+    return int(cache.hash_json([spec.seed, stream])[:8], 16)
+
+
+def make_sampler(spec: StudySpec, stream: object = 0) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(spec, stream)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if spec.search.sampler == "tpe":

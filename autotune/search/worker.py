@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune.compression.config import CompressionConfig
 from autotune.context import StudyContext
-from autotune.search.objective import Objective
+from autotune.search.objective import Objective, worker_id
 from autotune.search.recorder import SqlProbeCache, TrialRecorder
 from autotune.search.space import config_params
 from autotune.search.storage import heartbeat_seconds
@@ -32,6 +32,7 @@ from autotune.search.study import (
     COUNTED,
     check_resumable,
     find_spec,
+    make_sampler,
     open_study,
     record_context,
     register_study,
@@ -204,6 +205,8 @@ def run_study(
     register_study(url, spec)
     study = open_study(url, spec, create=True, heartbeat=heartbeat)
     created = len(study.trials) == 0
+    # A resumed session must not replay the draws of the first one.
+    study.sampler = make_sampler(spec, len(study.trials))
     study.set_user_attr(TARGET_ATTR, target)
     store_tokenizer(study, context, artifact_store)
     record_context(url, context)
@@ -238,6 +241,8 @@ def join_study(
     heartbeat = heartbeat_seconds(heartbeat)
     spec = find_spec(url, name)
     study = open_study(url, spec, create=False, heartbeat=heartbeat)
+    # Workers started together must not draw the same configurations.
+    study.sampler = make_sampler(spec, [len(study.trials), worker_id()])
     target = int(study.user_attrs.get(TARGET_ATTR, spec.search.n_trials))
     if counts(study)[0] >= target:
         return study

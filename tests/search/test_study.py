@@ -59,6 +59,8 @@ def test_study_runs_resumes_and_exports(
 
     rows = autotune.api.study_trials("tiny", storage)
     assert [r.number for r in rows] == list(range(8))
+    # The resumed session drew new configurations, not the first session's again.
+    assert len({json.dumps(r.config, sort_keys=True) for r in rows}) == 8
     front = autotune.pareto_front("tiny", storage)
     members = {m.number for m in front.members}
     for row in rows:

@@ -65,6 +65,13 @@ def assert_consistent(url: str, target: int, workers: int) -> optuna.Study:
     counted = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
     # A worker may start one trial in the instant before another's last one is told.
     assert target <= counted <= target + workers - 1, states
+    # No two workers (or sessions) drew the same configuration; retries repeat on purpose.
+    drawn = [
+        tuple(sorted(t.params.items()))
+        for t in study.trials
+        if "failed_trial" not in t.system_attrs and len(t.params) >= 7
+    ]
+    assert len(set(drawn)) == len(drawn)
     with session_scope(url) as session:
         rows = TrialRecord.for_study(session, "tiny")
         measured = [t for t in study.trials if "hardware_id" in t.user_attrs]
