@@ -37,8 +37,7 @@ def dashboard(
     ] = None,
     artifacts: Artifacts = None,
 ) -> None:
-    """Serve studies, Pareto fronts and trials in the browser, and the JSON API (/api/...,
-    schema at /openapi.json). Read-only."""
+    """Serve the read-only web dashboard and its JSON API (/api/..., /openapi.json)."""
     import uvicorn
 
     from autotune.dashboard import create_app

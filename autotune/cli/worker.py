@@ -27,8 +27,10 @@ def worker(
     heartbeat: Heartbeat = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
-    """Run trials of STUDY until it has its n_trials (counting every worker's) or --trials ran
-    here. Start one per machine, or several: Optuna's storage hands each its own trials."""
+    """Join STUDY and run its trials until it has n_trials (all workers counted).
+
+    Start one per machine, or several: Optuna's storage hands each its own trials.
+    """
     if quiet:
         api.run_worker(
             study, storage, trials, timeout, data_dir, models_dir, artifacts, heartbeat=heartbeat
