@@ -211,7 +211,7 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
     """The first pydantic error as 'field: problem (got value; allowed ...)'."""
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    loc = ".".join(_key(part) for part in err["loc"]) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(root, err["loc"][:-1])
@@ -222,6 +222,13 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
     value = err.get("input")
     shown = value if not isinstance(value, dict) else "{...}"
     return f"{loc}: {message} (got {shown!r})"
+
+
+def _key(part: Any) -> str:
+    """A key as typed; quoted when it is empty or holds spaces or control characters, so an
+    error stays one readable line."""
+    text = str(part)
+    return text if text and text.isprintable() and text.strip() == text else repr(text)
 
 
 def _allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

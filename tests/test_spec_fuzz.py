@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autotune.errors import SpecError
@@ -68,6 +68,8 @@ def test_mutated_spec_is_valid_or_one_line_error(path: tuple, value: Any, delete
 
 @settings(max_examples=200, deadline=None)
 @given(extra=st.dictionaries(st.text(max_size=12), values, min_size=1, max_size=3))
+@example(extra={"\n": 0})  # found by Hypothesis in CI: a key holding a newline
+@example(extra={"": 0, " x": 1})
 def test_unknown_keys_anywhere_are_refused(extra: dict[str, Any]) -> None:
     raw = copy.deepcopy(VALID)
     raw["training"] = {**raw["training"], **extra}

@@ -7,6 +7,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from autotune.cli import dashboard, db, results, study, teacher, trial, worker
@@ -55,11 +56,15 @@ def main() -> None:
         where = exc.ctx.command_path if exc.ctx else "autotune"
         message = " ".join(exc.format_message().split())
         console_err.print(
-            f"[bold red]error:[/] {message} (see: {where} --help)", highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {escape(message)} (see: {where} --help)",
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(2)
     except AutotuneError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # One line, whatever a user-supplied name or path inside the message holds.
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        console_err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]")
