@@ -173,6 +173,15 @@ def _artifact_store(storage: str, artifacts: str | Path | None):
     return FileSystemArtifactStore(str(root))
 
 
+def _study_storage(
+    spec: StudySpec | str | Path, storage: str | None, artifacts: str | Path | None
+) -> tuple[StudySpec, str, Any]:
+    """The loaded spec, its database URL (``storage``, else the spec's) and artifact store."""
+    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    url = db.storage_url(storage or spec.storage)
+    return spec, url, _artifact_store(url, artifacts)
+
+
 def run_study(
     spec: StudySpec | str | Path,
     storage: str | None = None,
@@ -194,17 +203,19 @@ def run_study(
     """
     from autotune.search import local_workers, worker
 
-    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     if workers < 1:
         raise ConfigError(f"workers={workers}; expected 1 or more")
-    url = db.storage_url(storage or spec.storage)
-    store = _artifact_store(url, artifacts)
-
-    def context() -> StudyContext:
-        return prepare(spec, data_dir, models_dir, progress)
-
+    spec, url, store = _study_storage(spec, storage, artifacts)
     study = worker.run_study(
-        spec, url, context, store, n_trials, timeout, callbacks, heartbeat, workers > 1
+        spec,
+        url,
+        lambda: prepare(spec, data_dir, models_dir, progress),
+        store,
+        n_trials,
+        timeout,
+        callbacks,
+        heartbeat,
+        prepare_only=workers > 1,
     )
     if workers > 1:
         local_workers.run_local_workers(
@@ -234,9 +245,7 @@ def create_study(
     ``autotune worker`` processes to join."""
     from autotune.search import worker
 
-    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
-    url = db.storage_url(storage or spec.storage)
-    store = _artifact_store(url, artifacts)
+    spec, url, store = _study_storage(spec, storage, artifacts)
     return worker.run_study(
         spec,
         url,

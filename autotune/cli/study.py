@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +68,18 @@ def trials_bar() -> Progress:
     )
 
 
+@contextlib.contextmanager
+def study_progress(
+    total: int | None, min_accuracy: float | None
+) -> Iterator[tuple[RichProgress, StudyProgress]]:
+    """The preparation stages, then a trials bar fed by the returned Optuna callback."""
+    with RichProgress() as prep:
+        bar = trials_bar()
+        callback = StudyProgress(bar, bar.add_task("trials", total=total), min_accuracy)
+        with bar:
+            yield prep, callback
+
+
 @app.command("run")
 def run(
     spec: SpecPath,
@@ -91,25 +105,21 @@ def run(
     loaded = api.load_spec(spec)
     target = trials or loaded.search.n_trials
     started = time.perf_counter()
-    with RichProgress() as prep:
-        bar = trials_bar()
-        task = bar.add_task("trials", total=target)
-        callback = StudyProgress(bar, task, loaded.constraints.min_accuracy)
-        with bar:
-            study = api.run_study(
-                loaded,
-                storage,
-                trials,
-                timeout,
-                data_dir,
-                models_dir,
-                artifacts,
-                callbacks=[callback],
-                progress=prep,
-                workers=workers,
-                heartbeat=heartbeat,
-                on_poll=callback,
-            )
+    with study_progress(target, loaded.constraints.min_accuracy) as (prep, callback):
+        study = api.run_study(
+            loaded,
+            storage,
+            trials,
+            timeout,
+            data_dir,
+            models_dir,
+            artifacts,
+            callbacks=[callback],
+            progress=prep,
+            workers=workers,
+            heartbeat=heartbeat,
+            on_poll=callback,
+        )
     console.print(
         f"study [bold]{loaded.name}[/]: {len(study.trials)} trials in storage "
         f"({time.perf_counter() - started:.0f}s this run)"

@@ -8,8 +8,8 @@ import typer
 
 from autotune import api
 from autotune.cli.options import Artifacts, DataDir, Heartbeat, ModelsDir, Storage
-from autotune.cli.output import RichProgress, console
-from autotune.cli.study import StudyProgress, trials_bar
+from autotune.cli.output import console
+from autotune.cli.study import study_progress
 
 
 def worker(
@@ -36,21 +36,17 @@ def worker(
             study, storage, trials, timeout, data_dir, models_dir, artifacts, heartbeat=heartbeat
         )
         return
-    with RichProgress() as prep:
-        bar = trials_bar()
-        task = bar.add_task("trials", total=None)
-        callback = StudyProgress(bar, task, None)
-        with bar:
-            done = api.run_worker(
-                study,
-                storage,
-                trials,
-                timeout,
-                data_dir,
-                models_dir,
-                artifacts,
-                callbacks=[callback],
-                progress=prep,
-                heartbeat=heartbeat,
-            )
+    with study_progress(None, None) as (prep, callback):
+        done = api.run_worker(
+            study,
+            storage,
+            trials,
+            timeout,
+            data_dir,
+            models_dir,
+            artifacts,
+            callbacks=[callback],
+            progress=prep,
+            heartbeat=heartbeat,
+        )
     console.print(f"study [bold]{study}[/]: {len(done.trials)} trials in storage")
