@@ -32,6 +32,10 @@ def hash_json(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from autotune import cache, data, hardware
+from autotune import cache, data, distill_data, hardware
 from autotune.compression import export, quantize
 from autotune.compression.batching import TokenizedSplit, train_batches
 from autotune.compression.config import LatencySettings, TrainingSettings
-from autotune.compression.evaluate import evaluate_onnx, predict_logits
+from autotune.compression.evaluate import evaluate_onnx
 from autotune.compression.latency import measure_interleaved, measure_torch_interleaved
 from autotune.compression.pipeline import Progress, TrialInputs
 from autotune.compression.reuse import StudentStore
@@ -54,6 +54,7 @@ class StudyContext:
     baselines: Baselines
     hardware: dict[str, Any]
     num_labels: int
+    distillation: distill_data.DistillationSet
 
 
 def training_settings(spec: StudySpec) -> TrainingSettings:
@@ -66,6 +67,11 @@ def training_settings(spec: StudySpec) -> TrainingSettings:
         weight_decay=t.weight_decay,
         threads=t.threads,
         seed=spec.seed,
+        hidden_weight=spec.distillation.hidden_weight,
+        attention_weight=spec.distillation.attention_weight,
+        intermediate_epochs=spec.distillation.intermediate_epochs,
+        freeze_embeddings=t.freeze_embeddings,
+        device=t.device,
     )
 
 
@@ -100,7 +106,17 @@ def prepare_study(
     progress.stage("reference models")
     reference, reference_int8 = _reference_models(teacher)
     progress.stage("teacher logits")
-    logits = _teacher_logits(teacher, reference, train, [splits.fingerprint, subset_key], pad_id)
+    distillation = distill_data.build(
+        teacher,
+        reference,
+        train,
+        splits.validation,
+        spec.augmentation,
+        spec.seed,
+        cache.hash_json([splits.fingerprint, subset_key]),
+        pad_id,
+        spec.dataset.max_length,
+    )
     progress.stage("importance")
     importance = _importance(teacher, splits.train, splits.fingerprint, spec.seed, pad_id)
     settings = latency_settings(spec, sequence_length)
@@ -110,8 +126,8 @@ def prepare_study(
     inputs = TrialInputs(
         teacher=teacher.model,
         importance=importance,
-        train=train,
-        teacher_logits=logits,
+        train=distillation.train,
+        teacher_logits=distillation.logits,
         validation=splits.validation,
         reference_onnx=reference,
         teacher_pytorch_over_reference=baselines.pytorch_over_reference,
@@ -122,11 +138,11 @@ def prepare_study(
         pad_id=pad_id,
         hardware=machine,
         teacher_key=teacher.fingerprint,
-        data_key=cache.hash_json([splits.fingerprint, subset_key]),
+        data_key=distillation.key,
         student_store=StudentStore(cache.cache_root() / "students"),
     )
     _set_training_threads(spec)
-    return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels)
+    return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels, distillation)
 
 
 TRAIN_THREADS_ENV = "AUTOTUNE_TRAIN_THREADS"
@@ -161,17 +177,6 @@ def _reference_models(teacher: Teacher) -> tuple[Path, Path]:
             (tmp / "raw.onnx").unlink()
             (tmp / "int8_raw.onnx").unlink()
     return target / "fp32.onnx", target / "int8.onnx"
-
-
-def _teacher_logits(
-    teacher: Teacher, reference: Path, train: TokenizedSplit, key_parts: list[str], pad_id: int
-) -> np.ndarray:
-    target = cache.entry_dir("logits", cache.hash_json([teacher.fingerprint, *key_parts]))
-    if not (target / "logits.npy").exists():
-        logits = predict_logits(reference, train, threads=os.cpu_count(), pad_id=pad_id)
-        with cache.atomic_dir(target) as tmp:
-            np.save(tmp / "logits.npy", logits)
-    return np.load(target / "logits.npy")
 
 
 def _importance(

@@ -94,7 +94,7 @@ class TeacherSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
-    """Distillation budget of one trial."""
+    """Distillation budget of one trial: data, epochs, optimizer, and where it trains."""
 
     max_train_samples: int | None = Field(default=None, ge=1)
     epochs: float = Field(default=1.0, gt=0, le=50)
@@ -103,6 +103,49 @@ class TrainingSpec(_Strict):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     threads: int | None = Field(default=None, ge=1, le=512)
+    # Training only: latency is always measured on the CPU, in ONNX Runtime.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    freeze_embeddings: bool = False
+
+
+class DistillationSpec(_Strict):
+    """Intermediate-layer distillation on the free layer map (student layer k <- teacher layer).
+
+    ``hidden_weight`` and ``attention_weight`` scale the hidden-state MSE and the MiniLM-style
+    self-attention relation loss beside the logit KD. ``intermediate_epochs`` > 0 runs them
+    first, alone, then ``training.epochs`` of logit KD (TinyBERT's two stages).
+    """
+
+    hidden_weight: float = Field(default=0.0, ge=0, le=1000)
+    attention_weight: float = Field(default=0.0, ge=0, le=1000)
+    intermediate_epochs: float = Field(default=0.0, ge=0, le=50)
+
+
+class AugmentationSpec(_Strict):
+    """Rule-based augmentation labelled by the teacher (Tang et al. 2019).
+
+    ``copies`` variants per training sentence: words masked, replaced by an embedding-space
+    neighbour, and cut to an n-gram. ``unlabelled_path`` adds a text file, one sentence per
+    line, of unlabelled in-domain text.
+    """
+
+    copies: int = Field(default=0, ge=0, le=50)
+    mask_prob: float = Field(default=0.1, ge=0, le=1)
+    replace_prob: float = Field(default=0.1, ge=0, le=1)
+    ngram_prob: float = Field(default=0.25, ge=0, le=1)
+    unlabelled_path: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _probabilities(self) -> Self:
+        if self.mask_prob + self.replace_prob > 1:
+            raise ValueError(
+                f"mask_prob + replace_prob must be <= 1, got {self.mask_prob + self.replace_prob:g}"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.copies > 0 or self.unlabelled_path is not None
 
 
 class SpaceSpec(_Strict):
@@ -166,6 +209,8 @@ class StudySpec(_Strict):
     dataset: DatasetSpec
     teacher: TeacherSpec
     training: TrainingSpec = TrainingSpec()
+    distillation: DistillationSpec = DistillationSpec()
+    augmentation: AugmentationSpec = AugmentationSpec()
     space: SpaceSpec = SpaceSpec()
     objectives: list[Objective] = Field(default=["accuracy", "latency"], min_length=2)
     constraints: ConstraintsSpec = ConstraintsSpec()

@@ -70,7 +70,7 @@ def teacher_rows(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spec", default="studies/sst2-minilm.toml")
+    parser.add_argument("--spec", default="studies/sst2-minilm-logit-kd.toml")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--models-dir", default="../shared/models")
     parser.add_argument("--results", default="benchmarks/results/pipeline.json")

@@ -265,7 +265,7 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spec", default="studies/sst2-minilm.toml")
+    parser.add_argument("--spec", default="studies/sst2-minilm-logit-kd.toml")
     parser.add_argument("--storage", default="sqlite:///benchmarks/results/study.db")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--models-dir", default="../shared/models")

@@ -8,7 +8,7 @@ from autotune.spec import load_spec, parse_spec
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-@pytest.mark.parametrize("name", ["smoke.toml", "sst2-minilm.toml"])
+@pytest.mark.parametrize("name", ["smoke.toml", "sst2-minilm.toml", "sst2-minilm-logit-kd.toml"])
 def test_shipped_specs_load(name: str) -> None:
     spec = load_spec(STUDIES / name)
     assert spec.dataset.hub_id == "nyu-mll/glue"
@@ -70,3 +70,43 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("name = [unclosed")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(bad)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        ("training", {"device": "tpu"}, "training.device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ("training", {"freeze_embeddings": "maybe"}, "training.freeze_embeddings: Input should"),
+        ("distillation", {"hidden_weight": -1}, "distillation.hidden_weight: Input should be"),
+        ("distillation", {"attention_wieght": 1}, "distillation.attention_wieght: unknown key"),
+        ("distillation", {"intermediate_epochs": 99}, "distillation.intermediate_epochs: Input"),
+        ("augmentation", {"copies": 51}, "augmentation.copies: Input should be less than or"),
+        ("augmentation", {"mask_prob": 1.5}, "augmentation.mask_prob: Input should be less"),
+        (
+            "augmentation",
+            {"mask_prob": 0.6, "replace_prob": 0.6},
+            "augmentation: mask_prob + replace_prob must be <= 1, got 1.2",
+        ),
+        ("augmentation", {"unlabelled_path": ""}, "augmentation.unlabelled_path: String should"),
+    ],
+)
+def test_recipe_fields_give_one_line_errors(section: str, values: dict, expected: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(_minimal(**{section: values}), source="x.toml")
+    message = str(err.value)
+    assert message.startswith(f"x.toml: {expected}"), message
+    assert "\n" not in message
+
+
+def test_recipe_defaults_keep_todays_behaviour() -> None:
+    spec = parse_spec(_minimal())
+    assert spec.training.device == "auto" and not spec.training.freeze_embeddings
+    assert spec.distillation.hidden_weight == spec.distillation.attention_weight == 0
+    assert not spec.augmentation.enabled
+
+
+def test_shipped_sst2_spec_holds_the_recipe() -> None:
+    spec = load_spec(STUDIES / "sst2-minilm.toml")
+    assert spec.distillation.hidden_weight > 0 and spec.distillation.attention_weight > 0
+    assert spec.augmentation.copies > 0
+    assert spec.training.epochs > 1

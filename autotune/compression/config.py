@@ -90,9 +90,19 @@ def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{name}={value!r} is out of range; allowed: {allowed}")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Distillation budget of one trial."""
+    """Distillation recipe and budget of one trial.
+
+    The main stage runs ``epochs`` epochs of logit KD plus ``hidden_weight`` times the
+    hidden-state loss and ``attention_weight`` times the self-attention relation loss on the
+    layer map (``compression.layer_distill``). With ``intermediate_epochs`` > 0, a first stage
+    trains on the intermediate losses alone and the main stage on logits alone (TinyBERT's two
+    stages); only the intermediate losses need a teacher forward pass per step.
+    """
 
     epochs: float = 1.0
     batch_size: int = 32
@@ -101,6 +111,29 @@ class TrainingSettings:
     weight_decay: float = 0.01
     threads: int | None = None
     seed: int = 0
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    intermediate_epochs: float = 0.0
+    freeze_embeddings: bool = False
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "epochs", self.epochs, "a number > 0")
+        _check(self.hidden_weight >= 0, "hidden_weight", self.hidden_weight, "a number >= 0")
+        _check(
+            self.attention_weight >= 0, "attention_weight", self.attention_weight, "a number >= 0"
+        )
+        _check(
+            self.intermediate_epochs >= 0,
+            "intermediate_epochs",
+            self.intermediate_epochs,
+            "a number >= 0",
+        )
+        _check(self.device in DEVICES, "device", self.device, "'auto', 'cpu' or 'cuda'")
+
+    @property
+    def uses_teacher_layers(self) -> bool:
+        return self.hidden_weight > 0 or self.attention_weight > 0
 
 
 @dataclass(frozen=True)

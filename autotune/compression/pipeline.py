@@ -3,7 +3,8 @@
 1. build the student from the teacher (layers kept, heads and FFN neurons removed)
 2. probe its latency now: shape and bit width decide latency, not training, so a
    configuration that breaks the latency budget stops here, in seconds
-3. distill from cached teacher logits, with the sparsity schedule
+3. distill from cached teacher logits (original and augmented rows) and, when the recipe
+   asks, the teacher's intermediate layers on the free layer map; sparsity schedule
 4. quantize and export to ONNX with ORT graph optimisations
 5. accuracy of the exported model in ORT, then its final latency
 """
@@ -132,7 +133,7 @@ def run_trial(
             reuse["probe_cached"] = True
             _check_latency(inputs, cached)  # stops before even building the student
         with timer.stage("build"):
-            student, parameters = _student(inputs, config)
+            student, parameters, layer_map = _student(inputs, config)
         if cached is None:
             with timer.stage("latency_probe"):
                 probe = _export_deployable(student, config, work / "probe")
@@ -141,7 +142,7 @@ def run_trial(
                     inputs.probe_cache.put(key, probed)
             _check_latency(inputs, probed)
         with timer.stage("distill"):
-            curve, saved = _train(inputs, config, student, timer.progress)
+            curve, saved = _train(inputs, config, student, layer_map, timer.progress)
             reuse["student_reused"] = saved is not None
             reuse["distill_seconds_saved"] = saved or 0.0
         with timer.stage("export"):
@@ -191,7 +192,11 @@ def _check_latency(inputs: TrialInputs, probed: LatencyResult) -> None:
 
 
 def _train(
-    inputs: TrialInputs, config: CompressionConfig, student: nn.Module, progress: Progress
+    inputs: TrialInputs,
+    config: CompressionConfig,
+    student: nn.Module,
+    layer_map: list[int],
+    progress: Progress,
 ) -> tuple[list[tuple[int, float]], float | None]:
     """Distill, or load the same student trained by an earlier trial.
 
@@ -212,20 +217,23 @@ def _train(
         sparsity=config.sparsity,
         pad_id=inputs.pad_id,
         on_step=progress.step,
+        teacher=inputs.teacher,
+        layer_map=layer_map,
     )
     if store is not None:
         store.save(key, student, {"curve": curve, "seconds": time.perf_counter() - started})
     return curve, None
 
 
-def _student(inputs: TrialInputs, config: CompressionConfig) -> tuple[nn.Module, int]:
-    """The student for ``config`` (with NNCF quantizers for QAT) and its parameter count."""
+def _student(inputs: TrialInputs, config: CompressionConfig) -> tuple[nn.Module, int, list[int]]:
+    """The student for ``config`` (with NNCF quantizers for QAT), its parameter count, and the
+    layer map: the teacher layer each student layer was cut from."""
     plan = plan_student(inputs.teacher.config, config, inputs.importance)
     student = build_student(inputs.teacher, plan)
     parameters = count_parameters(student)
     if config.int8_method == "qat":
         student = quantize.prepare_qat(student, _calibration(inputs))
-    return student, parameters
+    return student, parameters, list(plan.layers)
 
 
 def _export_deployable(student: nn.Module, config: CompressionConfig, work: Path) -> Path:

@@ -160,3 +160,36 @@ def test_teacher_train_needs_a_destination(tiny_spec: Path) -> None:
     assert (
         "say where to save the teacher: --out, --models-dir or AUTOTUNE_MODELS_DIR" in proc.stderr
     )
+
+
+def test_trial_run_uses_the_spec_recipe(
+    tiny_data: Path, tiny_teacher: Path, tmp_path: Path
+) -> None:
+    """Layer losses, two stages, augmentation and frozen embeddings, all from the spec."""
+    spec = tmp_path / "recipe.toml"
+    training = "epochs = 2\nbatch_size = 16\nlearning_rate = 0.001\nfreeze_embeddings = true"
+    spec.write_text(
+        spec_text(
+            tiny_data,
+            tiny_teacher,
+            training=training + '\ndevice = "auto"',
+            distillation="hidden_weight = 1.0\nattention_weight = 0.5\nintermediate_epochs = 1",
+            augmentation="copies = 3",
+        )
+    )
+    out = tmp_path / "out"
+    proc = autotune("trial", "run", str(spec), "--set", "layers=2", "bits=8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = metrics["train_curve"][-1][0]
+    # 96 originals + up to 3 variants each, two stages of batch 16: far more than 2 plain epochs.
+    assert steps > 2 * 96 / 16 * 2, steps
+    assert 0 <= metrics["accuracy"] <= 1
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(spec_text(tiny_data, tiny_teacher, distillation="hidden_weight = -2"))
+    proc = autotune("trial", "run", str(bad), "--set", "layers=2", "--out", str(tmp_path / "b"))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "distillation.hidden_weight: Input should be greater than or equal to 0" in proc.stderr
+    assert not (tmp_path / "b").exists()
