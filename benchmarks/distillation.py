@@ -150,7 +150,7 @@ def step_cost(args: argparse.Namespace) -> dict[str, Any]:
         config = CompressionConfig.from_dict(api.default_config(spec, teacher.config) | values)
         plan = plan_student(teacher.config, config, inputs.importance)
         for kind, changes in kinds.items():
-            settings = replace(inputs.training, batch_size=64, epochs=1.0, **changes)
+            settings = replace(inputs.training, **({"batch_size": 64, "epochs": 1.0} | changes))
             model = build_student(teacher, plan)
             started = time.perf_counter()
             distill(
