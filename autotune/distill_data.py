@@ -109,7 +109,7 @@ def build(
 
 
 def _split_hash(split: TokenizedSplit) -> str:
-    return cache.hash_json([cache.hash_bytes(split.ids.tobytes()), split.offsets.tolist()[-1]])
+    return cache.hash_json([cache.hash_bytes(split.ids.tobytes()), int(split.offsets[-1])])
 
 
 def _unlabelled_file(path: str | None) -> tuple[Path, str] | None:
