@@ -15,12 +15,13 @@ import numpy as np
 from autotune import cache, data, distill_data, hardware
 from autotune.compression import export, quantize
 from autotune.compression.batching import TokenizedSplit, train_batches
-from autotune.compression.config import LatencySettings, TrainingSettings
+from autotune.compression.config import TRAIN_THREADS_ENV, LatencySettings, TrainingSettings
 from autotune.compression.evaluate import evaluate_onnx
 from autotune.compression.latency import measure_interleaved, measure_torch_interleaved
-from autotune.compression.pipeline import Progress, TrialInputs
+from autotune.compression.pipeline import TrialInputs
 from autotune.compression.reuse import StudentStore
 from autotune.compression.student import Importance, importance_scores
+from autotune.progress import Progress
 from autotune.spec import StudySpec
 from autotune.teacher import Teacher, check_labels, load_teacher
 
@@ -143,9 +144,6 @@ def prepare_study(
     )
     _set_training_threads(spec)
     return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels, distillation)
-
-
-TRAIN_THREADS_ENV = "AUTOTUNE_TRAIN_THREADS"
 
 
 def _set_training_threads(spec: StudySpec) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,11 +16,11 @@ import numpy as np
 
 from autotune import cache
 from autotune.compression.batching import TokenizedSplit
-from autotune.errors import DataError
+from autotune.errors import DataError, one_line
+from autotune.locations import DATA_DIR_ENV
 from autotune.spec import DatasetSpec
 
 E = TypeVar("E", bound=BaseException)
-DATA_DIR_ENV = "AUTOTUNE_DATA_DIR"
 MAX_CHARS_PER_TOKEN = 64
 FORMATS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -43,11 +42,6 @@ class Splits:
     validation: TokenizedSplit
     num_labels: int
     fingerprint: str  # content hash of both tokenized splits' inputs
-
-
-def data_dir(explicit: str | Path | None = None) -> Path | None:
-    value = explicit or os.environ.get(DATA_DIR_ENV)
-    return Path(value) if value else None
 
 
 def resolve_split(ds: DatasetSpec, split: str, root: Path | None) -> DataSource:
@@ -137,7 +131,7 @@ def _load_table(source: DataSource, split: str) -> Any:
             raise DataError(f"{source.description}: not UTF-8 text ({cause.reason})") from None
         if "corresponds to no data" in str(exc):  # a file with a header and no rows
             raise DataError(f"{source.description}: split '{split}' is empty") from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, first_line_only=True)
         raise DataError(f"{source.description}: cannot load split '{split}': {reason}") from None
 
 

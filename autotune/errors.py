@@ -9,6 +9,23 @@ class AutotuneError(Exception):
     """Base class of all autotune errors."""
 
 
+def one_line(error: BaseException | str, first_line_only: bool = False, limit: int = 0) -> str:
+    """An error as one line of text: whitespace runs folded, or only its first line.
+
+    ``first_line_only`` drops what a library appends below its message (SQL, a traceback);
+    ``limit`` cuts the text to that many characters. An error with no text gives its type.
+    """
+    text = str(error).strip()
+    if first_line_only and text:
+        text = text.splitlines()[0]
+    text = " ".join(text.split())
+    if limit:
+        text = text[:limit]
+    if text or isinstance(error, str):
+        return text
+    return type(error).__name__
+
+
 class SpecError(AutotuneError):
     """A study spec file is missing, unreadable or invalid."""
 
@@ -45,11 +62,35 @@ class SchemaOutOfDateError(StorageError):
     """The database's autotune schema is older than this autotune; run ``autotune db upgrade``."""
 
 
-class StudyNotFoundError(AutotuneError):
+class NotFoundError(AutotuneError):
+    """Something asked for by name or number is not in the database (HTTP 404)."""
+
+
+class StudyNotFoundError(NotFoundError):
     """No study of that name in the storage."""
 
 
-class NoFeasibleConfigError(AutotuneError):
+class TrialNotFoundError(NotFoundError):
+    """The study has no measured trial of that number."""
+
+
+class HardwareNotFoundError(NotFoundError, StorageError):
+    """The study has no results from the machine asked for, or none at all yet."""
+
+
+class AmbiguousHardwareError(StorageError):
+    """The study has results from several machines and none was chosen (HTTP 409)."""
+
+
+class ArtifactError(StorageError):
+    """A trial's model file is absent from the artifact store or does not match its hash."""
+
+
+class ArtifactOutsideStoreError(ArtifactError):
+    """A stored artifact id points outside the artifact store (HTTP 403)."""
+
+
+class NoFeasibleConfigError(NotFoundError):
     """No finished trial meets the requested constraints."""
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 from functools import cache
+from importlib import metadata
 from typing import Any
 
 from autotune.cache import hash_json
@@ -26,11 +28,18 @@ def _cpuinfo() -> dict[str, str]:
     return fields
 
 
+def _version(package: str) -> str:
+    """The installed version, read from package metadata: importing torch to ask it costs
+    seconds, and ``best`` or ``pareto`` only need the fingerprint's id."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        module = importlib.import_module(package)  # a build installed under another name
+        return str(module.__version__)
+
+
 def fingerprint(threads: int) -> dict[str, Any]:
     """What decides latency on this machine: CPU, ISA extensions, runtimes and thread count."""
-    import onnxruntime
-    import torch
-
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
     data: dict[str, Any] = {
@@ -38,8 +47,8 @@ def fingerprint(threads: int) -> dict[str, Any]:
         "machine": platform.machine(),
         "logical_cores": os.cpu_count(),
         "isa": sorted(flag for flag in ISA_FLAGS if flag in flags),
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "torch": _version("torch"),
         "threads": threads,
     }
     # Machines that look alike (same CPU model and runtimes) may still differ in speed, e.g.

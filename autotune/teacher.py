@@ -7,7 +7,6 @@ A checkpoint is named by a directory, a folder under the models directory (``--m
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from autotune import cache
-from autotune.errors import TeacherError
+from autotune.errors import TeacherError, one_line
+from autotune.locations import MODELS_DIR_ENV
 
-MODELS_DIR_ENV = "AUTOTUNE_MODELS_DIR"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -42,11 +41,6 @@ class Teacher:
     @property
     def num_labels(self) -> int:
         return int(self.model.config.num_labels)
-
-
-def models_dir(explicit: str | Path | None = None) -> Path | None:
-    value = explicit or os.environ.get(MODELS_DIR_ENV)
-    return Path(value) if value else None
 
 
 def candidate_paths(checkpoint: str, root: Path | None) -> list[Path]:
@@ -115,7 +109,7 @@ def _load(source: str) -> tuple[Any, Any]:
         )
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, first_line_only=True)
         raise TeacherError(f"cannot load teacher '{source}': {reason}") from None
     model.eval()
     return model, tokenizer

@@ -32,6 +32,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autotune.search import pareto  # noqa: E402
 from autotune.spec import load_spec  # noqa: E402
 from autotune.store import db, fronts  # noqa: E402
 from autotune.store.models import (  # noqa: E402
@@ -138,13 +139,16 @@ def fill(url: str, n_trials: int) -> None:
         session.add(BaselineRecord(study_name=STUDY, hardware_id=HARDWARE["id"], values=baselines))
         session.add_all(rows)
     trials = study.get_trials(deepcopy=False)
-    reference = fronts.reference_point(["accuracy", "latency"], baselines, None, 2)
+    reference = pareto.reference_point(["accuracy", "latency"], baselines, None, 2)
     for seen in (n_trials // 4, n_trials // 2, n_trials):  # a few front versions
         with db.session_scope(url) as session:
-            front = fronts.compute_front(
+            front = pareto.compute_front(
                 trials[:seen], ["accuracy", "latency"], HARDWARE["id"], reference
             )
-            fronts.record_snapshot(session, STUDY, HARDWARE["id"], front, seen)
+            members = [t.number for t in front.members]
+            fronts.record_snapshot(
+                session, STUDY, HARDWARE["id"], members, front.hypervolume, reference, seen
+            )
 
 
 def time_get(client, path: str, repeats: int) -> tuple[float, int, int]:

@@ -56,9 +56,9 @@ RECIPES: dict[str, dict[str, dict[str, Any]] | None] = {
 # The whole recipe and today's for every student first: they give each row's gain and its
 # best point. The single-ingredient columns follow, the dearest student last.
 ORDER_RECIPES = ["all (shipped spec)", "today", "+ intermediate", "+ augmentation", "+ epochs"]
-PRIORITY = [
-    (student, recipe) for recipe in ORDER_RECIPES[:2] for student in STUDENTS
-] + [(student, recipe) for student in STUDENTS for recipe in ORDER_RECIPES[2:]]
+PRIORITY = [(student, recipe) for recipe in ORDER_RECIPES[:2] for student in STUDENTS] + [
+    (student, recipe) for student in STUDENTS for recipe in ORDER_RECIPES[2:]
+]
 SEQUENCE_LENGTHS = (64, 128)
 STEP_COST_STEPS = 40
 

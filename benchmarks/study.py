@@ -17,6 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
+import optuna
+
 import autotune
 from autotune.spec import load_spec
 from autotune.store.db import session_scope, storage_url
@@ -42,9 +44,8 @@ def run(args: argparse.Namespace, sampler: str) -> dict:
         args.spec, sampler, args.trials, args.max_train_samples, args.seq, args.int8_methods
     )
     started = time.perf_counter()
-    study = autotune.run_study(
-        spec, args.storage, data_dir=args.data_dir, models_dir=args.models_dir
-    )
+    autotune.run_study(spec, args.storage, data_dir=args.data_dir, models_dir=args.models_dir)
+    study = optuna.load_study(study_name=spec.name, storage=storage_url(args.storage))
     wall = time.perf_counter() - started
     rows = autotune.api.study_trials(spec.name, args.storage)
     front = autotune.pareto_front(spec.name, args.storage)
@@ -190,8 +191,8 @@ def overhead(storage: str, study_name: str) -> dict:
     objective = sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)
     gaps = total - sum(t.duration.total_seconds() for t in trials)
     framing = sum(t.duration.total_seconds() for t in trials) - objective
-    from autotune.results import study_record
     from autotune.spec import StudySpec
+    from autotune.store.reads import study_record
 
     spec = StudySpec.model_validate(study_record(storage_url(storage), study_name).spec)
     replay = optuna.create_study(directions=study.directions, sampler=make_sampler(spec))

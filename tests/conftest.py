@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,33 @@ def shared_available() -> bool:
     return (SHARED_DATA / "sst2" / "train.tsv").is_file() and (
         SHARED_MODELS / "minilm-l6-sst2" / "config.json"
     ).is_file()
+
+
+@dataclass(frozen=True)
+class FilledDatabase:
+    url: str
+    artifacts: Path
+    study: str = "tiny"
+
+
+@pytest.fixture(scope="session")
+def filled_db(
+    tmp_path_factory, tiny_teacher: Path, tiny_data: Path, tiny_context
+) -> FilledDatabase:
+    """A real 8-trial study of the tiny teacher in a SQLite file: what the dashboard and the
+    CLI's read commands are tested on."""
+    import autotune
+
+    folder = tmp_path_factory.mktemp("dashboard")
+    spec = folder / "tiny.toml"
+    spec.write_text(
+        spec_text(
+            tiny_data,
+            tiny_teacher,
+            search='sampler = "random"\nn_trials = 8',
+            constraints="min_accuracy = 0.5",
+        )
+    )
+    url = f"sqlite:///{folder / 'dash.db'}"
+    autotune.run_study(spec, url, artifacts=folder / "artifacts")
+    return FilledDatabase(url, folder / "artifacts")

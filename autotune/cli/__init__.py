@@ -12,7 +12,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from autotune.cli import dashboard, db, results, study, teacher, trial, worker
 from autotune.cli.output import console_err
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, one_line
 
 app = typer.Typer(
     name="autotune",
@@ -54,7 +54,7 @@ def main() -> None:
     except UsageError as exc:
         # Click draws a multi-line box; a bad option gets one line like every other error.
         where = exc.ctx.command_path if exc.ctx else "autotune"
-        message = " ".join(exc.format_message().split())
+        message = one_line(exc.format_message())
         console_err.print(
             f"[bold red]error:[/] {escape(message)} (see: {where} --help)",
             highlight=False,

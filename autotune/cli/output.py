@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autotune.compression.pipeline import Progress as PipelineProgress
+from autotune.progress import Progress as PipelineProgress
 
 console = Console()
 console_err = Console(stderr=True)
@@ -42,7 +42,7 @@ class RichProgress(PipelineProgress):
 
 
 def front_table(view) -> Table:
-    """A front (``autotune.results.FrontView``) with the teacher baselines on top."""
+    """A front (``autotune.api.FrontView``) with the teacher baselines on top."""
     b = view.baselines
     table = Table(
         title=f"{view.study}: Pareto front v{view.version} on {view.hardware_id} "

@@ -80,13 +80,13 @@ def export(
         name,
         out,
         trial,
-        max_latency_ms,
-        min_accuracy,
-        max_size_mb,
-        prefer,
-        storage,
-        hardware,
-        artifacts,
+        max_latency_ms=max_latency_ms,
+        min_accuracy=min_accuracy,
+        max_size_mb=max_size_mb,
+        prefer=prefer,
+        storage=storage,
+        hardware=hardware,
+        artifacts=artifacts,
     )
     console.print(
         f"exported to [bold]{path}[/]: {', '.join(sorted(p.name for p in path.iterdir()))}"

@@ -25,7 +25,6 @@ from autotune.cli.options import (
     Storage,
 )
 from autotune.cli.output import RichProgress, console, console_err, front_table
-from autotune.store import db
 
 app = typer.Typer(help="Run and inspect studies.", no_args_is_help=True)
 
@@ -33,26 +32,14 @@ app = typer.Typer(help="Run and inspect studies.", no_args_is_help=True)
 class StudyProgress:
     """Trials done, front size, best speedup at the accuracy constraint, ETA."""
 
-    def __init__(self, bar: Progress, task, min_accuracy: float | None) -> None:
-        self.bar, self.task, self.min_accuracy = bar, task, min_accuracy
+    def __init__(self, bar: Progress, task) -> None:
+        self.bar, self.task = bar, task
 
-    def __call__(self, study, trial=None) -> None:
-        from optuna.trial import TrialState
-
-        finished = study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        )
-        speedups = [
-            m["speedup_vs_teacher_pytorch"]
-            for t in finished
-            if (m := t.user_attrs.get("metrics")) and m["accuracy"] >= (self.min_accuracy or 0.0)
-        ]
-        best = max(speedups, default=0.0)
-        front = len(study.best_trials)
+    def __call__(self, state: api.StudyState) -> None:
         self.bar.update(
             self.task,
-            completed=len(finished),
-            description=f"trials  front {front}  best {best:.1f}x",
+            completed=state.finished,
+            description=f"trials  front {state.front_size}  best {state.best_speedup:.1f}x",
         )
 
 
@@ -69,13 +56,11 @@ def trials_bar() -> Progress:
 
 
 @contextlib.contextmanager
-def study_progress(
-    total: int | None, min_accuracy: float | None
-) -> Iterator[tuple[RichProgress, StudyProgress]]:
-    """The preparation stages, then a trials bar fed by the returned Optuna callback."""
+def study_progress(total: int | None) -> Iterator[tuple[RichProgress, StudyProgress]]:
+    """The preparation stages, then a trials bar fed by the returned progress callback."""
     with RichProgress() as prep:
         bar = trials_bar()
-        callback = StudyProgress(bar, bar.add_task("trials", total=total), min_accuracy)
+        callback = StudyProgress(bar, bar.add_task("trials", total=total))
         with bar:
             yield prep, callback
 
@@ -105,27 +90,25 @@ def run(
     loaded = api.load_spec(spec)
     target = trials or loaded.search.n_trials
     started = time.perf_counter()
-    with study_progress(target, loaded.constraints.min_accuracy) as (prep, callback):
-        study = api.run_study(
+    with study_progress(target) as (prep, callback):
+        state = api.run_study(
             loaded,
             storage,
             trials,
             timeout,
-            data_dir,
-            models_dir,
-            artifacts,
-            callbacks=[callback],
             progress=prep,
+            on_progress=callback,
             workers=workers,
+            artifacts=artifacts,
+            data_dir=data_dir,
+            models_dir=models_dir,
             heartbeat=heartbeat,
-            on_poll=callback,
         )
     console.print(
-        f"study [bold]{loaded.name}[/]: {len(study.trials)} trials in storage "
+        f"study [bold]{loaded.name}[/]: {state.total} trials in storage "
         f"({time.perf_counter() - started:.0f}s this run)"
     )
-    url = db.storage_url(storage or loaded.storage)
-    console.print(front_table(api.pareto_front(loaded.name, url)))
+    console.print(front_table(api.pareto_front(loaded.name, storage or loaded.storage)))
 
 
 @app.command("create")
@@ -142,10 +125,18 @@ def create(
     """Set SPEC's study up without running trials; then start `autotune worker` anywhere."""
     loaded = api.load_spec(spec)
     with RichProgress() as prep:
-        study = api.create_study(loaded, storage, trials, data_dir, models_dir, artifacts, prep)
-    url = db.redact(db.storage_url(storage or loaded.storage))
+        state = api.create_study(
+            loaded,
+            storage,
+            trials,
+            progress=prep,
+            artifacts=artifacts,
+            data_dir=data_dir,
+            models_dir=models_dir,
+        )
+    url = api.storage_label(storage or loaded.storage)
     console.print(
-        f"study [bold]{loaded.name}[/] ready ({len(study.trials)} trials so far); "
+        f"study [bold]{loaded.name}[/] ready ({state.total} trials so far); "
         f"join it with: autotune worker {loaded.name} --storage '{url}'",
         highlight=False,
     )
@@ -158,7 +149,7 @@ def list_(storage: Storage = None, json_output: JsonOutput = False) -> None:
     if json_output:
         console.print_json(json.dumps([s.to_json() for s in studies]))
         return
-    table = Table(title=f"studies in {db.redact(db.storage_url(storage))}")
+    table = Table(title=f"studies in {api.storage_label(storage)}")
     for column in (
         "study",
         "dataset",

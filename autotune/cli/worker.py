@@ -31,22 +31,17 @@ def worker(
 
     Start one per machine, or several: Optuna's storage hands each its own trials.
     """
+    where = {
+        "artifacts": artifacts,
+        "data_dir": data_dir,
+        "models_dir": models_dir,
+        "heartbeat": heartbeat,
+    }
     if quiet:
-        api.run_worker(
-            study, storage, trials, timeout, data_dir, models_dir, artifacts, heartbeat=heartbeat
-        )
+        api.run_worker(study, storage, trials, timeout, **where)
         return
-    with study_progress(None, None) as (prep, callback):
-        done = api.run_worker(
-            study,
-            storage,
-            trials,
-            timeout,
-            data_dir,
-            models_dir,
-            artifacts,
-            callbacks=[callback],
-            progress=prep,
-            heartbeat=heartbeat,
+    with study_progress(None) as (prep, callback):
+        state = api.run_worker(
+            study, storage, trials, timeout, progress=prep, on_progress=callback, **where
         )
-    console.print(f"study [bold]{study}[/]: {len(done.trials)} trials in storage")
+    console.print(f"study [bold]{study}[/]: {state.total} trials in storage")

@@ -91,6 +91,8 @@ def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+# `study run --workers N` tells each local worker its share of the cores for training.
+TRAIN_THREADS_ENV = "AUTOTUNE_TRAIN_THREADS"
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,15 @@ class LatencyResult:
     cv: float
     reference_median_ms: float
     speedup_vs_reference: float
+
+    def corrected_ms(self, reference_baseline_ms: float | None) -> float:
+        """The latency users see and budgets are judged by, drift-corrected: the teacher's
+        ORT FP32 baseline divided by the speedup measured against the teacher in this
+        window, so that a trial timed while the machine was busy is ranked fairly. Without
+        a baseline, the raw median."""
+        if not reference_baseline_ms:
+            return self.median_ms
+        return reference_baseline_ms / self.speedup_vs_reference
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,6 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def is_imbalanced(labels: np.ndarray, ratio: float = 1.5) -> bool:
-    counts = np.bincount(labels)
-    counts = counts[counts > 0]
-    return bool(counts.max() > ratio * counts.min())
-
-
 def size_mb(path: Path) -> float:
     return os.path.getsize(path) / 1e6
 

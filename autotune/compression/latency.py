@@ -73,15 +73,6 @@ def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
     )
 
 
-def measure_onnx(path: Path, settings: LatencySettings, vocab_size: int) -> np.ndarray:
-    """Per-call milliseconds of one ONNX model alone."""
-    feed = fixed_inputs(settings, vocab_size)
-    runner = latency_session(path, settings.threads)
-    for _ in range(settings.warmup):
-        runner.run(None, feed)
-    return np.array([_timed(lambda: runner.run(None, feed)) for _ in range(settings.runs)])
-
-
 def measure_torch_interleaved(
     model: nn.Module, reference: Path, settings: LatencySettings, vocab_size: int
 ) -> LatencyResult:

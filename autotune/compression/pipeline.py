@@ -57,6 +57,7 @@ from autotune.compression.student import (
     plan_student,
 )
 from autotune.errors import LatencyConstraintError
+from autotune.progress import Progress
 
 MODEL_FILE = "model.onnx"
 METRICS_FILE = "metrics.json"
@@ -87,16 +88,6 @@ class TrialInputs:
     data_key: str = ""
     probe_cache: ProbeCache | None = None
     student_store: StudentStore | None = None
-
-
-class Progress:
-    """Receives stage changes and training steps; the CLI renders them with Rich."""
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def step(self, done: int, total: int) -> None:
-        pass
 
 
 class _Timer:
@@ -182,11 +173,7 @@ def run_trial(
 def _check_latency(inputs: TrialInputs, probed: LatencyResult) -> None:
     if inputs.max_latency_ms is None:
         return
-    latency = (
-        inputs.reference_baseline_ms / probed.speedup_vs_reference
-        if inputs.reference_baseline_ms
-        else probed.median_ms
-    )
+    latency = probed.corrected_ms(inputs.reference_baseline_ms)
     if latency > inputs.max_latency_ms:
         raise LatencyConstraintError(latency, inputs.max_latency_ms)
 

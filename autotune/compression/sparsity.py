@@ -57,10 +57,3 @@ class GradualMagnitudeSparsity:
         for module in self.modules:
             if prune.is_pruned(module):
                 prune.remove(module, "weight")
-
-
-def weight_sparsity(model: nn.Module) -> float:
-    weights = [m.weight for m in prunable_linears(model)]
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    total = sum(w.numel() for w in weights)
-    return zeros / total if total else 0.0

@@ -18,17 +18,24 @@ from fastapi.templating import Jinja2Templates
 
 from autotune import api
 from autotune.errors import (
+    AmbiguousHardwareError,
+    ArtifactOutsideStoreError,
     AutotuneError,
     ConfigError,
-    NoFeasibleConfigError,
+    NotFoundError,
     StorageError,
-    StudyNotFoundError,
 )
-from autotune.store import db
 
 HERE = Path(__file__).resolve().parent
 TOKEN_COOKIE = "autotune_token"
-STATUS = {StudyNotFoundError: 404, NoFeasibleConfigError: 404, ConfigError: 400}
+# The first matching type decides: subclasses before their bases.
+STATUS: tuple[tuple[type[AutotuneError], int], ...] = (
+    (NotFoundError, 404),
+    (ArtifactOutsideStoreError, 403),
+    (AmbiguousHardwareError, 409),  # the client must say which machine (?hardware=)
+    (ConfigError, 400),
+    (StorageError, 503),
+)
 
 
 def plotly_js() -> Path:
@@ -42,8 +49,8 @@ def create_app(
 ) -> FastAPI:
     """The dashboard for one database. With ``token``, every request must carry it (header
     ``Authorization: Bearer …``, or ``?token=…`` once, which sets a cookie)."""
-    url = db.storage_url(storage)
-    db.ensure_current(url)
+    # A database at another schema stops here, saying what to run.
+    settings = api.open_storage(storage, artifacts=artifacts)
     app = FastAPI(
         title="autotune",
         summary="Studies, Pareto fronts and trials of an autotune result database (read-only).",
@@ -51,8 +58,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.url = url
-    app.state.artifacts = artifacts
+    app.state.settings = settings
     templates = Jinja2Templates(directory=HERE / "templates")
     if token:
         _require_token(app, token)
@@ -60,24 +66,12 @@ def create_app(
 
     @app.exception_handler(AutotuneError)
     async def autotune_error(request: Request, exc: AutotuneError) -> Response:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
-        if isinstance(exc, StorageError):
-            status = _storage_status(str(exc))
+        status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     _pages(app, templates)
     _api_routes(app)
     return app
-
-
-def _storage_status(message: str) -> int:
-    if "no results for hardware" in message or "no measured trials" in message:
-        return 404
-    if "several machines" in message:
-        return 409  # the client must say which machine (?hardware=)
-    if "points outside the artifact store" in message:
-        return 403
-    return 503
 
 
 def _require_token(app: FastAPI, token: str) -> None:
@@ -111,20 +105,20 @@ def _pages(app: FastAPI, templates: Jinja2Templates) -> None:
 
     @app.get("/studies/{name}", response_class=HTMLResponse, include_in_schema=False)
     def study_page(request: Request, name: str, hardware: str | None = None) -> HTMLResponse:
-        api.results.study_record(app.state.url, name)  # 404 for an unknown study
+        api.check_study(name, app.state.settings)  # 404 for an unknown study
         return page(request, "study.html", study=name, hardware=hardware)
 
     @app.get(
         "/studies/{name}/trials/{number}", response_class=HTMLResponse, include_in_schema=False
     )
     def trial_page(request: Request, name: str, number: int) -> HTMLResponse:
-        detail = api.trial_detail(name, number, app.state.url)
+        detail = api.trial_detail(name, number, app.state.settings)
         return page(
             request,
             "trial.html",
             study=name,
             trial=detail.to_json(),
-            storage=db.redact(app.state.url),
+            storage=api.storage_label(app.state.settings),
         )
 
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
@@ -137,40 +131,33 @@ def _pages(app: FastAPI, templates: Jinja2Templates) -> None:
 
     @app.get("/studies/{name}/trials/{number}/model.onnx", include_in_schema=False)
     def download(name: str, number: int) -> FileResponse:
-        path = api.artifact_file(name, number, app.state.url, app.state.artifacts)
+        path = api.artifact_file(name, number, app.state.settings)
         return FileResponse(path, filename=f"{name}-trial-{number}.onnx")
 
 
 def _api_routes(app: FastAPI) -> None:
-    def url() -> str:
-        return app.state.url
+    def settings() -> api.Settings:
+        return app.state.settings
 
     @app.get("/api/studies", tags=["studies"])
     def studies() -> list[dict[str, Any]]:
         """Every study: dataset, teacher, trials complete/failed/stopped/running, front size,
         best speedup at the accuracy constraint, last update."""
         return [
-            {**s.to_json(), "running": api.running_trials(s.name, url())}
-            for s in api.list_studies(url())
+            {**s.to_json(), "running": api.running_trials(s.name, settings())}
+            for s in api.list_studies(settings())
         ]
 
     @app.get("/api/studies/{name}", tags=["studies"])
     def study(name: str) -> dict[str, Any]:
         """One study: its overview, spec, running trials and the machines that measured it."""
-        record = api.results.study_record(url(), name)
-        overview = api.results.overview(url(), record)
-        return {
-            **overview.to_json(),
-            "running": api.running_trials(name, url()),
-            "spec": record.spec,
-            "hardware": api.hardware_info(name, url()),
-        }
+        return api.study_info(name, settings()).to_json()
 
     @app.get("/api/studies/{name}/front", tags=["fronts"])
     def front(name: str, hardware: str | None = None) -> dict[str, Any]:
         """The latest Pareto front on one machine, with teacher baselines and its history
         (one entry per front version: trials seen, hypervolume, members)."""
-        return api.pareto_front(name, url(), hardware).to_json()
+        return api.pareto_front(name, settings(), hardware).to_json()
 
     @app.get("/api/studies/{name}/trials", tags=["trials"], response_class=JSONResponse)
     def trials(name: str, status: str | None = None, hardware: str | None = None) -> Response:
@@ -179,7 +166,7 @@ def _api_routes(app: FastAPI) -> None:
         return JSONResponse(
             [
                 t.to_json()
-                for t in api.study_trials(name, url())
+                for t in api.study_trials(name, settings())
                 if (status is None or t.status == status)
                 and (hardware is None or t.hardware_id == hardware)
             ]
@@ -188,7 +175,7 @@ def _api_routes(app: FastAPI) -> None:
     @app.get("/api/studies/{name}/trials/{number}", tags=["trials"])
     def trial(name: str, number: int) -> dict[str, Any]:
         """One trial: configuration, all metrics, training curve, failure reason, worker."""
-        return api.trial_detail(name, number, url()).to_json()
+        return api.trial_detail(name, number, settings()).to_json()
 
     @app.get("/api/studies/{name}/best", tags=["fronts"])
     def best(
@@ -207,9 +194,8 @@ def _api_routes(app: FastAPI) -> None:
             min_accuracy,
             max_size_mb,
             prefer,
-            url(),
+            settings(),
             hardware,
-            app.state.artifacts,
         )
         data = chosen.to_json()
         data["artifact_path"] = None  # a server path means nothing to an HTTP client
@@ -219,4 +205,4 @@ def _api_routes(app: FastAPI) -> None:
     @app.get("/api/studies/{name}/importance", tags=["studies"])
     def importance(name: str) -> dict[str, dict[str, float]]:
         """Optuna's parameter importance for each objective."""
-        return api.param_importance(name, url())
+        return api.param_importance(name, settings())

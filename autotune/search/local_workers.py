@@ -14,10 +14,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autotune.context import TRAIN_THREADS_ENV
+from autotune.compression.config import TRAIN_THREADS_ENV
 from autotune.errors import AutotuneError
-from autotune.search.storage import HEARTBEAT_ENV
+from autotune.search.heartbeat import HEARTBEAT_ENV
+
+if TYPE_CHECKING:
+    from autotune.settings import Settings
 
 
 def worker_command(study: str, artifacts: Path, timeout: float | None) -> list[str]:
@@ -28,39 +32,29 @@ def worker_command(study: str, artifacts: Path, timeout: float | None) -> list[s
     return command
 
 
-def worker_env(
-    url: str,
-    workers: int,
-    data_dir: Path | None,
-    models_dir: Path | None,
-    heartbeat: int | None,
-) -> dict[str, str]:
-    env = dict(os.environ, AUTOTUNE_STORAGE=url)
+def worker_env(settings: Settings, workers: int) -> dict[str, str]:
+    env = dict(os.environ, AUTOTUNE_STORAGE=settings.storage)
     # Each worker trains on its share of the cores instead of all of them.
     env.setdefault(TRAIN_THREADS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
-    if data_dir is not None:
-        env["AUTOTUNE_DATA_DIR"] = str(data_dir)
-    if models_dir is not None:
-        env["AUTOTUNE_MODELS_DIR"] = str(models_dir)
-    if heartbeat is not None:
-        env[HEARTBEAT_ENV] = str(heartbeat)
+    if settings.data_dir is not None:
+        env["AUTOTUNE_DATA_DIR"] = str(settings.data_dir)
+    if settings.models_dir is not None:
+        env["AUTOTUNE_MODELS_DIR"] = str(settings.models_dir)
+    if settings.heartbeat is not None:
+        env[HEARTBEAT_ENV] = str(settings.heartbeat)
     return env
 
 
 def run_local_workers(
     study: str,
-    url: str,
+    settings: Settings,
     workers: int,
-    artifacts: Path,
-    data_dir: Path | None = None,
-    models_dir: Path | None = None,
-    heartbeat: int | None = None,
     timeout: float | None = None,
     on_poll: Callable[[], None] | None = None,
 ) -> None:
     """Start ``workers`` processes on ``study`` and wait for all of them."""
-    command = worker_command(study, artifacts, timeout)
-    env = worker_env(url, workers, data_dir, models_dir, heartbeat)
+    command = worker_command(study, settings.artifacts.resolve(), timeout)
+    env = worker_env(settings, workers)
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)
     ]

@@ -1,8 +1,9 @@
 """Where search meets compression: an Optuna trial in, objective values out.
 
 Everything a trial measured goes into Optuna's own trial attributes (so plain Optuna and
-optuna-dashboard see it); the callback :func:`record_finished_trial`, which runs after Optuna
-has stored the trial's final state, mirrors it into autotune's tables and the front snapshots.
+optuna-dashboard see it); the Optuna callback :class:`autotune.search.recorder.TrialRecorder`,
+which runs after Optuna has stored the trial's final state, mirrors it into autotune's tables
+and the front snapshots.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from autotune.cache import hash_file
 from autotune.compression.config import CompressionConfig, EvalResult
 from autotune.compression.pipeline import run_trial
 from autotune.context import StudyContext
-from autotune.errors import LatencyConstraintError
+from autotune.errors import LatencyConstraintError, one_line
 from autotune.search.space import suggest_config
 
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
@@ -32,8 +33,9 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def failure_reason(exc: BaseException) -> str:
+    """``Type: message`` on one line, as a failed trial's stored reason."""
+    text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -63,7 +65,7 @@ class Objective:
             trial.set_constraint("max_latency_ms", exc.latency_ms - exc.max_latency_ms)
             raise optuna.TrialPruned(str(exc)) from None
         except Exception as exc:
-            trial.set_user_attr("failure", one_line(exc))
+            trial.set_user_attr("failure", failure_reason(exc))
             raise
         finally:
             shutil.rmtree(out, ignore_errors=True)
@@ -92,14 +94,13 @@ class Objective:
 def summarize(result: EvalResult, reference_baseline_ms: float) -> dict[str, Any]:
     """Flat, JSON-friendly metrics of one trial.
 
-    ``latency_ms`` is drift-corrected: the teacher's ORT FP32 baseline divided by the speedup
-    measured against it in the trial's own window, so trials timed while the machine was busy
-    are ranked fairly. ``latency_raw_ms`` is what the clock said.
+    ``latency_ms`` is drift-corrected (:meth:`LatencyResult.corrected_ms`);
+    ``latency_raw_ms`` is what the clock said.
     """
     return {
         "accuracy": result.accuracy,
         "macro_f1": result.macro_f1,
-        "latency_ms": reference_baseline_ms / result.latency.speedup_vs_reference,
+        "latency_ms": result.latency.corrected_ms(reference_baseline_ms),
         "latency_raw_ms": result.latency.median_ms,
         "latency_p90_ms": result.latency.p90_ms,
         "latency_cv": result.latency.cv,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +17,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryFailedTrialCallback
 from sqlalchemy.exc import SQLAlchemyError
 
-from autotune.errors import StorageError
+from autotune.errors import StorageError, one_line
+from autotune.search.heartbeat import grace_seconds, heartbeat_seconds
 from autotune.store.db import redact
 from autotune.store.retry import call_with_retry
 
-HEARTBEAT_ENV = "AUTOTUNE_HEARTBEAT_SECONDS"
-DEFAULT_HEARTBEAT_SECONDS = 60
 log = logging.getLogger("autotune.store")
 
 # Every call that talks to the database. Private ones are listed because Optuna's own
@@ -54,28 +52,6 @@ RETRIED = (
     "get_best_trial",
     "_get_stale_trial_ids",
 )
-
-
-def heartbeat_seconds(explicit: int | None = None) -> int:
-    """``--heartbeat``, else ``$AUTOTUNE_HEARTBEAT_SECONDS``, else 60 s."""
-    if explicit is not None:
-        return explicit
-    raw = os.environ.get(HEARTBEAT_ENV)
-    if raw is None:
-        return DEFAULT_HEARTBEAT_SECONDS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise StorageError(f"{HEARTBEAT_ENV}={raw!r}; expected a whole number of seconds >= 1")
-    return value
-
-
-def grace_seconds(heartbeat: int) -> int:
-    # A trial is declared dead 1.5 heartbeats after its last one, so that with the stale-trial
-    # check running every quarter heartbeat it is FAIL within two heartbeat intervals.
-    return max(heartbeat + 1, (3 * heartbeat + 1) // 2)
 
 
 def _retried(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,5 +112,5 @@ def optuna_storage(url: str, heartbeat: int | None = None) -> ResilientRDBStorag
                 failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
             )
     except (SQLAlchemyError, RuntimeError) as exc:
-        reason = " ".join(str(exc).split())[:300]
+        reason = one_line(exc, limit=300)
         raise StorageError(f"cannot open Optuna storage '{redact(url)}': {reason}") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,17 +12,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune import cache
 from autotune.context import StudyContext
-from autotune.errors import SpecError, StorageError, StudyNotFoundError
 from autotune.search.objective import METRIC_NAMES
 from autotune.search.storage import optuna_storage
 from autotune.spec import StudySpec
-from autotune.store.db import session_scope
-from autotune.store.models import (
-    BaselineRecord,
-    HardwareRecord,
-    StudyRecord,
-)
-from autotune.store.retry import retrying
+from autotune.store import studies
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # What counts towards n_trials: trials that produced a measurement (stopped ones did: their
@@ -72,83 +63,12 @@ def directions(spec: StudySpec) -> list[str]:
     return ["maximize" if o == "accuracy" else "minimize" for o in spec.objectives]
 
 
-def spec_hash(spec: StudySpec) -> str:
-    """What must not change when a study is resumed (the trial budget may)."""
-    data = spec.model_dump(mode="json")
-    data["search"].pop("n_trials", None)
-    data.pop("storage", None)
-    return cache.hash_json(data)
-
-
-@retrying
-def find_spec(url: str, name: str) -> StudySpec:
-    """The spec a study was created with, as stored in the database."""
-    with session_scope(url) as session:
-        record = StudyRecord.find(session, name)
-        if record is None:
-            known = ", ".join(r.study_name for r in StudyRecord.all(session)) or "none"
-            raise StudyNotFoundError(f"no study named {name!r} in this storage; studies: {known}")
-        return StudySpec.model_validate(record.spec)
-
-
-@retrying
-def check_resumable(url: str, spec: StudySpec) -> bool:
-    """Refuse a spec that differs from the stored one; True if the study already exists."""
-    with session_scope(url) as session:
-        record = StudyRecord.find(session, spec.name)
-        if record is not None and record.spec_hash != spec_hash(spec):
-            raise SpecError(
-                f"study '{spec.name}' already exists in this storage with a different spec; "
-                "resume it with the same spec or give the new spec another name"
-            )
-        return record is not None
-
-
-@retrying
-def register_study(url: str, spec: StudySpec) -> None:
-    """Snapshot the spec (after :func:`check_resumable` accepted it)."""
-    with session_scope(url) as session:
-        if StudyRecord.find(session, spec.name) is None:
-            session.add(
-                StudyRecord(
-                    study_name=spec.name,
-                    spec=spec.model_dump(mode="json"),
-                    spec_hash=spec_hash(spec),
-                )
-            )
-
-
-@retrying
 def record_context(url: str, context: StudyContext) -> None:
-    """This machine's fingerprint and teacher baselines; workers may race to insert them."""
-    for attempt in range(3):
-        try:
-            return _record_context(url, context)
-        except StorageError:
-            if attempt == 2:
-                raise
-            time.sleep(random.uniform(0.1, 0.5))  # another worker inserted them first
-
-
-def _record_context(url: str, context: StudyContext) -> None:
-    with session_scope(url) as session:
-        HardwareRecord.ensure(session, context.hardware)
-        session.flush()
-        study = context.spec.name
-        found = [
-            b
-            for b in BaselineRecord.for_study(session, study)
-            if b.hardware_id == context.hardware["id"]
-        ]
-        values = asdict(context.baselines)
-        values["size_mb"] = context.inputs.reference_onnx.stat().st_size / 1e6
-        values["num_labels"] = context.num_labels
-        if found:
-            found[0].values = values
-        else:
-            session.add(
-                BaselineRecord(study_name=study, hardware_id=context.hardware["id"], values=values)
-            )
+    """This machine's fingerprint and the teacher baselines measured on it."""
+    values = asdict(context.baselines)
+    values["size_mb"] = context.inputs.reference_onnx.stat().st_size / 1e6
+    values["num_labels"] = context.num_labels
+    studies.record_baselines(url, context.spec.name, context.hardware, values)
 
 
 def open_study(

@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune.compression.config import CompressionConfig
 from autotune.context import StudyContext
+from autotune.progress import Progress
+from autotune.search.heartbeat import heartbeat_seconds
 from autotune.search.objective import Objective, worker_id
-from autotune.search.recorder import SqlProbeCache, TrialRecorder
+from autotune.search.recorder import TrialRecorder
 from autotune.search.space import config_params
-from autotune.search.storage import heartbeat_seconds
 from autotune.search.study import (
     COUNTED,
-    check_resumable,
-    find_spec,
     make_sampler,
     open_study,
     record_context,
-    register_study,
     store_tokenizer,
 )
+from autotune.settings import Settings
 from autotune.spec import StudySpec
-from autotune.store.db import ensure_current
+from autotune.store.probes import SqlProbeCache
+from autotune.store.studies import check_resumable, find_spec, register_study
 
 log = logging.getLogger("autotune.worker")
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -162,101 +162,101 @@ def _enqueue(study: optuna.Study, spec: StudySpec) -> None:
 def _run(
     study: optuna.Study,
     context: StudyContext,
-    url: str,
-    artifact_store: Any,
+    place: Place,
     target: int,
-    heartbeat: int,
-    **options: Any,
+    timeout: float | None,
+    callbacks: list[TrialCallback] | None,
+    max_trials: int | None = None,
 ) -> None:
-    recorder = TrialRecorder(url, context.spec)
-    context = _with_probe_cache(context, url)
+    recorder = TrialRecorder(place.url, context.spec)
+    context = _with_probe_cache(context, place.url)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
-        objective = Objective(context, artifact_store, Path(tmp))
-        work(study, objective, recorder, target, heartbeat, **options)
+        objective = Objective(context, place.artifact_store, Path(tmp))
+        work(study, objective, recorder, target, place.heartbeat, timeout, max_trials, callbacks)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a worker runs a study: the settings (database, folders, heartbeat), the artifact
+    store, and what to report preparation progress to."""
+
+    settings: Settings
+    artifact_store: Any
+    progress: Progress | None = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.storage
+
+    @property
+    def heartbeat(self) -> int:
+        return heartbeat_seconds(self.settings.heartbeat)
+
+    def context(self, spec: StudySpec) -> StudyContext:
+        """Teacher, data, logits and this machine's baselines: the expensive part, cached."""
+        from autotune.context import prepare_study
+
+        settings = self.settings
+        return prepare_study(spec, settings.data_dir, settings.models_dir, self.progress)
+
+    def open(self, spec: StudySpec, create: bool = False) -> optuna.Study:
+        return open_study(self.url, spec, create=create, heartbeat=self.heartbeat)
 
 
 def run_study(
     spec: StudySpec,
-    url: str,
-    context_factory: Callable[[], StudyContext],
-    artifact_store: Any,
+    place: Place,
     n_trials: int | None = None,
     timeout: float | None = None,
     callbacks: list[TrialCallback] | None = None,
-    heartbeat: int | None = None,
     prepare_only: bool = False,
 ) -> optuna.Study:
     """Create or resume the spec's study and run it until ``n_trials`` (default: the spec's)
     trials have completed or been stopped, counting every worker's.
 
     Nothing is written before the teacher and data have loaded: a bad dataset or teacher
-    leaves no half-made study behind. ``prepare_only`` sets the study up for workers.
+    leaves no half-made study behind. ``prepare_only`` sets the study up for workers (its
+    preparation also fills the caches that they then read instead of each computing them).
     """
-    ensure_current(url)
-    heartbeat = heartbeat_seconds(heartbeat)
     target = n_trials or spec.search.n_trials
-    if check_resumable(url, spec):
-        study = open_study(url, spec, create=False, heartbeat=heartbeat)
-        TrialRecorder(url, spec).sync(study)
+    exists = check_resumable(place.url, spec)
+    if exists:
+        study = place.open(spec)
+        TrialRecorder(place.url, spec).sync(study)
         if counts(study)[0] >= target:
             return study
-    context = context_factory()
-    register_study(url, spec)
-    study = open_study(url, spec, create=True, heartbeat=heartbeat)
-    created = len(study.trials) == 0
+    context = place.context(spec)
+    if not exists:
+        register_study(place.url, spec)
+        study = place.open(spec, create=True)
+        _enqueue(study, spec)
     # A resumed session must not replay the draws of the first one.
     study.sampler = make_sampler(spec, len(study.trials))
     study.set_user_attr(TARGET_ATTR, target)
-    store_tokenizer(study, context, artifact_store)
-    record_context(url, context)
-    if created:
-        _enqueue(study, spec)
+    store_tokenizer(study, context, place.artifact_store)
+    record_context(place.url, context)
     if not prepare_only:
-        _run(
-            study,
-            context,
-            url,
-            artifact_store,
-            target,
-            heartbeat,
-            timeout=timeout,
-            callbacks=callbacks,
-        )
+        _run(study, context, place, target, timeout, callbacks)
     return study
 
 
 def join_study(
     name: str,
-    url: str,
-    context_factory: Callable[[StudySpec], StudyContext],
-    artifact_store: Any,
+    place: Place,
     max_trials: int | None = None,
     timeout: float | None = None,
     callbacks: list[TrialCallback] | None = None,
-    heartbeat: int | None = None,
 ) -> optuna.Study:
     """Work on an existing study with the spec it was created with, beside other workers."""
-    ensure_current(url)
-    heartbeat = heartbeat_seconds(heartbeat)
-    spec = find_spec(url, name)
-    study = open_study(url, spec, create=False, heartbeat=heartbeat)
+    spec = find_spec(place.url, name)
+    study = place.open(spec)
     # Workers started together must not draw the same configurations.
     study.sampler = make_sampler(spec, [len(study.trials), worker_id()])
     target = int(study.user_attrs.get(TARGET_ATTR, spec.search.n_trials))
     if counts(study)[0] >= target:
         return study
-    context = context_factory(spec)
-    record_context(url, context)  # this machine's fingerprint and baselines
-    _run(
-        study,
-        context,
-        url,
-        artifact_store,
-        target,
-        heartbeat,
-        timeout=timeout,
-        max_trials=max_trials,
-        callbacks=callbacks,
-    )
+    context = place.context(spec)
+    record_context(place.url, context)  # this machine's fingerprint and baselines
+    _run(study, context, place, target, timeout, callbacks, max_trials)
     return study

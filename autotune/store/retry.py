@@ -17,6 +17,8 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from autotune.errors import one_line
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -73,8 +75,7 @@ def is_transient(exc: BaseException) -> bool:
 def root_cause(exc: BaseException) -> str:
     """The driver's own words (Optuna and SQLAlchemy wrap them in generic messages)."""
     *_, innermost = _chain(exc)
-    lines = str(innermost).strip().splitlines()
-    return " ".join(lines[0].split())[:200] if lines else type(innermost).__name__
+    return one_line(innermost, first_line_only=True, limit=200)
 
 
 def retry_seconds() -> float:

@@ -8,8 +8,9 @@ import pytest
 
 from autotune.compression.config import CompressionConfig
 from autotune.compression.evaluate import evaluate_onnx, onnx_weight_sparsity
-from autotune.compression.pipeline import METRICS_FILE, MODEL_FILE, Progress, run_trial
+from autotune.compression.pipeline import METRICS_FILE, MODEL_FILE, run_trial
 from autotune.errors import LatencyConstraintError
+from autotune.progress import Progress
 
 CASES = {
     "fp32-shallow": CompressionConfig(layers=1, heads=4, bits=32),

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from autotune.compression.batching import TokenizedSplit, batches_per_epoch, train_batches
 from autotune.compression.config import TrainingSettings
 from autotune.compression.distill import distill, kd_loss
-from autotune.compression.sparsity import cubic_target, weight_sparsity
+from autotune.compression.sparsity import cubic_target, prunable_linears
 from autotune.compression.student import StudentPlan, build_student
 from autotune.teacher import load_teacher
 
@@ -85,3 +85,10 @@ def test_distillation_learns_and_reaches_sparsity(student) -> None:
 def test_teacher_logits_must_match_rows(student) -> None:
     with pytest.raises(ValueError, match="3 teacher logits for 64 training rows"):
         distill(student, _toy_split(), TrainingSettings(), teacher_logits=np.zeros((3, 2)))
+
+
+def weight_sparsity(model) -> float:
+    """Share of exact zeros in the weights the sparsity schedule prunes."""
+    weights = [m.weight for m in prunable_linears(model)]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / sum(w.numel() for w in weights)

@@ -6,39 +6,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-
-import autotune
-from tests.helpers import spec_text
-
-
-@dataclass(frozen=True)
-class FilledDatabase:
-    url: str
-    artifacts: Path
-    study: str = "tiny"
-
-
-@pytest.fixture(scope="session")
-def filled_db(
-    tmp_path_factory, tiny_teacher: Path, tiny_data: Path, tiny_context
-) -> FilledDatabase:
-    folder = tmp_path_factory.mktemp("dashboard")
-    spec = folder / "tiny.toml"
-    spec.write_text(
-        spec_text(
-            tiny_data,
-            tiny_teacher,
-            search='sampler = "random"\nn_trials = 8',
-            constraints="min_accuracy = 0.5",
-        )
-    )
-    url = f"sqlite:///{folder / 'dash.db'}"
-    autotune.run_study(spec, url, artifacts=folder / "artifacts")
-    return FilledDatabase(url, folder / "artifacts")
 
 
 def free_port() -> int:

@@ -21,7 +21,8 @@ from autotune.errors import (
     SpecError,
     StudyNotFoundError,
 )
-from autotune.store import db, fronts
+from autotune.search import pareto
+from autotune.store import db
 from autotune.store.db import session_scope
 from autotune.store.models import FrontSnapshot, TrialRecord
 from tests.helpers import spec_text
@@ -51,11 +52,11 @@ def test_study_runs_resumes_and_exports(
     spec = _spec(tmp_path, tiny_teacher, tiny_data, constraints="min_accuracy = 0.5")
     artifacts = tmp_path / "artifacts"
     study = autotune.run_study(spec, storage, artifacts=artifacts)
-    assert len(study.trials) == 6
+    assert study.total == 6
 
     # Resume: only the missing trials run; a finished study runs none.
-    assert len(autotune.run_study(spec, storage, n_trials=8, artifacts=artifacts).trials) == 8
-    assert len(autotune.run_study(spec, storage, n_trials=8, artifacts=artifacts).trials) == 8
+    assert autotune.run_study(spec, storage, n_trials=8, artifacts=artifacts).total == 8
+    assert autotune.run_study(spec, storage, n_trials=8, artifacts=artifacts).total == 8
 
     rows = autotune.api.study_trials("tiny", storage)
     assert [r.number for r in rows] == list(range(8))
@@ -84,7 +85,8 @@ def test_study_runs_resumes_and_exports(
 def test_snapshots_are_monotone_and_non_dominated(tmp_path: Path, tiny_teacher, tiny_data) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
     spec = _spec(tmp_path, tiny_teacher, tiny_data, search='sampler = "random"\nn_trials = 8')
-    study = autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    study = optuna.load_study(study_name="tiny", storage=storage)
     with session_scope(storage) as session:
         history = FrontSnapshot.history(session, "tiny")
     assert history and [s.version for s in history] == list(range(1, len(history) + 1))
@@ -93,8 +95,8 @@ def test_snapshots_are_monotone_and_non_dominated(tmp_path: Path, tiny_teacher, 
     by_number = {t.number: t for t in study.trials}
     for snapshot in history:
         members = [by_number[n] for n in snapshot.members]
-        losses = fronts.loss_matrix(members, ["accuracy", "latency"])
-        assert fronts.non_dominated(losses).all()
+        losses = pareto.loss_matrix(members, ["accuracy", "latency"])
+        assert pareto.non_dominated(losses).all()
         assert all(t.state == TrialState.COMPLETE for t in members)
 
 
@@ -129,7 +131,9 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(
         space="layers = { min = 5, max = 6 }",
         search="n_trials = 2",
     )
-    study = autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    state = autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    assert (state.total, state.failed) == (2, 2)
+    study = optuna.load_study(study_name="tiny", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
     rows = autotune.api.study_trials("tiny", storage)
     assert all(
@@ -220,7 +224,9 @@ def test_ctrl_c_leaves_a_consistent_database(tmp_path: Path, tiny_teacher, tiny_
         if record.status.value == "complete":
             assert study.trials[number].state == TrialState.COMPLETE
     # Resuming records the interrupted trial as failed and runs until 2 trials finished.
-    study = autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    state = autotune.run_study(spec, storage, artifacts=tmp_path / "a")
+    assert state.complete + state.stopped == 2
+    study = optuna.load_study(study_name="tiny", storage=storage)
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2
     interrupted = [r for r in autotune.api.study_trials("tiny", storage) if r.status == "failed"]
     assert interrupted and all(r.reason for r in interrupted)

@@ -20,7 +20,7 @@ from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 import autotune
-from autotune.store import fronts
+from autotune.search import pareto
 from autotune.store.db import session_scope
 from autotune.store.models import FrontSnapshot, TrialRecord
 from tests.helpers import spec_text
@@ -79,7 +79,7 @@ def assert_consistent(url: str, target: int, workers: int) -> optuna.Study:
         for hardware_id in {t.user_attrs["hardware_id"] for t in measured}:
             history = FrontSnapshot.history(session, "tiny", hardware_id)
             assert [s.version for s in history] == list(range(1, len(history) + 1))
-            expected = fronts.compute_front(
+            expected = pareto.compute_front(
                 study.trials, ["accuracy", "latency"], hardware_id, history[-1].reference_point
             )
             assert sorted(history[-1].members) == sorted(t.number for t in expected.members)

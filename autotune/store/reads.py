@@ -1,4 +1,7 @@
-"""Read side of the result database: typed views of studies, trials and fronts."""
+"""Read side of the result database: typed views of studies, trials and fronts.
+
+The writes live beside it in ``autotune.store``; callers outside go through ``autotune.api``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,12 @@ from typing import Any
 from sqlalchemy import select
 
 from autotune.compression.config import CompressionConfig
-from autotune.errors import StorageError, StudyNotFoundError
+from autotune.errors import (
+    AmbiguousHardwareError,
+    HardwareNotFoundError,
+    StudyNotFoundError,
+    TrialNotFoundError,
+)
 from autotune.store.db import redact, session_scope
 from autotune.store.models import (
     BaselineRecord,
@@ -133,7 +141,7 @@ def trial(url: str, name: str, number: int) -> TrialSummary:
     with session_scope(url) as session:
         record = TrialRecord.find(session, name, number)
         if record is None:
-            raise StudyNotFoundError(f"study '{name}' has no measured trial {number}")
+            raise TrialNotFoundError(f"study '{name}' has no measured trial {number}")
         return TrialSummary.of(record)
 
 
@@ -160,7 +168,7 @@ def pick_hardware(url: str, name: str, requested: str | None, current: str | Non
     known = hardware_ids(url, name)
     if requested is not None:
         if requested not in known:
-            raise StorageError(
+            raise HardwareNotFoundError(
                 f"study '{name}' has no results for hardware '{requested}' "
                 f"(it has: {', '.join(known) or 'none'})"
             )
@@ -170,8 +178,8 @@ def pick_hardware(url: str, name: str, requested: str | None, current: str | Non
     if len(known) == 1:
         return known[0]
     if not known:
-        raise StorageError(f"study '{name}' has no measured trials yet")
-    raise StorageError(
+        raise HardwareNotFoundError(f"study '{name}' has no measured trials yet")
+    raise AmbiguousHardwareError(
         f"study '{name}' has results from several machines ({', '.join(known)}); "
         "choose one with --hardware"
     )

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from autotune.store.fronts import compute_front, non_dominated, reference_point
+from autotune.search.pareto import compute_front, non_dominated, reference_point
 
 
 def _brute_force(losses: np.ndarray) -> np.ndarray:
