@@ -36,6 +36,7 @@ _HOMES = {
     "autotune.service.reads": (
         "StudyInfo",
         "TrialDetail",
+        "TrialMetrics",
         "artifact_file",
         "check_study",
         "database_revision",
@@ -54,12 +55,14 @@ _HOMES = {
     "autotune.service.selection": ("BestConfig", "best_config"),
     "autotune.service.export": ("export_model",),
     "autotune.settings": ("Settings",),
+    "autotune.compression.config": ("CompressionConfig", "TrialMetrics"),
     "autotune.spec": ("StudySpec", "load_spec"),
     "autotune.store.reads": ("FrontView", "StudyOverview", "TrialSummary"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "BestConfig",
+    "CompressionConfig",
     "FrontView",
     "OnProgress",
     "Settings",
@@ -68,6 +71,7 @@ __all__ = [
     "StudySpec",
     "StudyState",
     "TrialDetail",
+    "TrialMetrics",
     "TrialReport",
     "TrialSummary",
     "artifact_file",
@@ -98,6 +102,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from autotune.compression.config import CompressionConfig, TrialMetrics
     from autotune.service.export import (
         export_model,
     )

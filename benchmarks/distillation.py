@@ -220,12 +220,17 @@ def markdown(results: dict) -> str:
     if not cells:
         return "(no results yet)"
     teacher = next(iter(cells.values()))["teacher"]
+    machines = _machines(cells)
     lines = [
-        f"Teacher: {teacher['accuracy']:.4f} validation accuracy; machine "
-        f"{teacher['hardware']['cpu']} ({', '.join(teacher['hardware']['isa'])}), "
-        f"fingerprint {teacher['hardware']['id']}.",
+        f"Teacher: {teacher['accuracy']:.4f} validation accuracy.",
         "",
-        "Each cell: accuracy (loss vs teacher) / distillation s / teacher labelling share.",
+        *(
+            f"Machine {tag}: {hw['cpu']} ({', '.join(hw['isa'])}), fingerprint {hw['id']}."
+            for tag, hw in machines.values()
+        ),
+        "",
+        "Each cell: accuracy (loss vs teacher) / distillation s / teacher labelling share"
+        + (" / machine." if len(machines) > 1 else "."),
         "",
         "| student | " + " | ".join(RECIPES) + " |",
         "|---|" + "---|" * len(RECIPES),
@@ -234,34 +239,50 @@ def markdown(results: dict) -> str:
         row = [student]
         for recipe in RECIPES:
             cell = cells.get(f"{student} | {recipe}")
-            row.append(_cell(cell, teacher["accuracy"]) if cell else "not run")
+            row.append(_cell(cell, teacher["accuracy"], machines) if cell else "not run")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", _speed_table(cells, teacher["accuracy"])]
+    lines += ["", _speed_table(cells, machines)]
     if "step_cost" in results:
         lines += ["", _step_table(results["step_cost"])]
     return "\n".join(lines)
 
 
-def _cell(cell: dict, teacher_accuracy: float) -> str:
+def _machines(cells: dict) -> dict[str, tuple[str, dict]]:
+    """Hardware id -> (letter, fingerprint), in the order the cells first used them."""
+    found: dict[str, tuple[str, dict]] = {}
+    for cell in cells.values():
+        hardware = cell["teacher"]["hardware"]
+        if hardware["id"] not in found:
+            found[hardware["id"]] = ("ABCDEFGH"[len(found)], hardware)
+    return found
+
+
+def _tag(cell: dict, machines: dict[str, tuple[str, dict]]) -> str:
+    return machines[cell["teacher"]["hardware"]["id"]][0]
+
+
+def _cell(cell: dict, teacher_accuracy: float, machines: dict) -> str:
     r = cell["result"]
     train_s = r["stage_seconds"].get("distill", 0.0)
     labelling = cell["labelling_s"] + cell["augment_s"]
     share = labelling / (labelling + train_s) if labelling + train_s else 0.0
     loss = (r["accuracy"] - teacher_accuracy) * 100
-    return f"{r['accuracy']:.4f} ({loss:+.1f}) / {train_s:.0f} s / {share:.0%}"
+    text = f"{r['accuracy']:.4f} ({loss:+.1f}) / {train_s:.0f} s / {share:.0%}"
+    return text + (f" / {_tag(cell, machines)}" if len(machines) > 1 else "")
 
 
-def _speed_table(cells: dict, teacher_accuracy: float) -> str:
+def _speed_table(cells: dict, machines: dict) -> str:
     lines = [
-        "| student | recipe | train rows | accuracy | vs PyTorch @64 | vs PyTorch @128 "
-        "| vs ORT FP32 @128 | ms @128 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| student | recipe | machine | train rows | accuracy | vs PyTorch @64 "
+        "| vs PyTorch @128 | vs ORT FP32 @128 | ms @128 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, cell in cells.items():
         student, recipe = key.split(" | ")
         lat = {str(k): v for k, v in cell["latency"].items()}
         lines.append(
-            f"| {student} | {recipe} | {cell['train_rows']:,} | {cell['result']['accuracy']:.4f} "
+            f"| {student} | {recipe} | {_tag(cell, machines)} | {cell['train_rows']:,} "
+            f"| {cell['result']['accuracy']:.4f} "
             f"| {lat['64']['speedup_pytorch']:.1f}x | {lat['128']['speedup_pytorch']:.1f}x "
             f"| {lat['128']['speedup_ort']:.1f}x | {lat['128']['median_ms']:.2f} |"
         )

@@ -77,14 +77,14 @@ def front_table(view) -> Table:
                 style="dim",
             )
     for member in view.members:
-        m = member.metrics
+        m = member.measured
         table.add_row(
             str(member.number),
             member.compression.label(),
-            f"{m['accuracy']:.4f}",
-            f"{m['latency_ms']:.2f}",
-            f"{m['speedup_vs_teacher_pytorch']:.2f}x",
-            f"{m['speedup_vs_teacher_ort']:.2f}x",
-            f"{m['size_mb']:.1f}",
+            f"{m.accuracy:.4f}",
+            f"{m.latency_ms:.2f}",
+            f"{m.speedup_vs_teacher_pytorch:.2f}x",
+            f"{m.speedup_vs_teacher_ort:.2f}x",
+            f"{m.size_mb:.1f}",
         )
     return table

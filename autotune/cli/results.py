@@ -53,12 +53,12 @@ def best(
     if json_output:
         console.print_json(json.dumps(found.to_json()))
         return
-    m = found.metrics
+    m = found.trial.measured
     console.print(
         f"trial {found.trial.number}: [bold]{found.config.label()}[/] "
         f"T={found.config.temperature:g} alpha={found.config.alpha:g}\n"
-        f"accuracy {m['accuracy']:.4f}, latency {m['latency_ms']:.2f} ms, "
-        f"{m['speedup_vs_teacher_pytorch']:.1f}x vs PyTorch, size {m['size_mb']:.1f} MB\n"
+        f"accuracy {m.accuracy:.4f}, latency {m.latency_ms:.2f} ms, "
+        f"{m.speedup_vs_teacher_pytorch:.1f}x vs PyTorch, size {m.size_mb:.1f} MB\n"
         f"model: {found.artifact_path}"
     )
 

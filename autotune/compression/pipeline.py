@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from autotune.compression.config import (
     LatencyResult,
     LatencySettings,
     TrainingSettings,
+    TrialMetrics,
 )
 from autotune.compression.distill import distill
 from autotune.compression.evaluate import (
@@ -137,9 +138,7 @@ def run_trial(
             reuse["student_reused"] = saved is not None
             reuse["distill_seconds_saved"] = saved or 0.0
         with timer.stage("export"):
-            model_path = _export_deployable(student, config, work / "final")
-            deployed = out_dir / MODEL_FILE
-            deployed.write_bytes(model_path.read_bytes())
+            deployed = _export_deployable(student, config, work / "final", out_dir / MODEL_FILE)
             export.check_loads(deployed)
         with timer.stage("evaluate"):
             scores = evaluate_onnx(deployed, inputs.validation, inputs.eval_threads)
@@ -166,6 +165,7 @@ def run_trial(
         hardware=inputs.hardware,
         reuse=reuse,
     )
+    result = replace(result, metrics=TrialMetrics.of(result, inputs.reference_baseline_ms))
     write_metrics(result, out_dir / METRICS_FILE)
     return result
 
@@ -223,17 +223,22 @@ def _student(inputs: TrialInputs, config: CompressionConfig) -> tuple[nn.Module,
     return student, parameters, list(plan.layers)
 
 
-def _export_deployable(student: nn.Module, config: CompressionConfig, work: Path) -> Path:
+def _export_deployable(
+    student: nn.Module, config: CompressionConfig, work: Path, target: Path | None = None
+) -> Path:
+    """The student as it ships: exported, quantized, optimised for ORT, written to ``target``
+    (default: ``work/model.onnx``); intermediate files stay in ``work``."""
     work.mkdir(parents=True, exist_ok=True)
+    target = target or work / MODEL_FILE
     if config.int8_method == "qat":
         # NNCF's fake-quantizers export as QuantizeLinear/DequantizeLinear: already INT8.
         with torch.no_grad():
             stripped = quantize.strip_qat(copy.deepcopy(student))
         raw = export.export_onnx(stripped, work / "raw.onnx")
-        return export.optimize_for_ort(raw, work / MODEL_FILE)
+        return export.optimize_for_ort(raw, target)
     raw = export.export_onnx(student, work / "raw.onnx")
     quantized = quantize.quantize_onnx(raw, work / "quantized.onnx", config.bits)
-    return export.optimize_for_ort(quantized, work / MODEL_FILE)
+    return export.optimize_for_ort(quantized, target)
 
 
 def _calibration(inputs: TrialInputs):

@@ -22,7 +22,7 @@ from autotune.cache import hash_file
 from autotune.compression.config import CompressionConfig, EvalResult
 from autotune.compression.pipeline import run_trial
 from autotune.context import StudyContext
-from autotune.errors import LatencyConstraintError, one_line
+from autotune.errors import CompressionError, LatencyConstraintError, one_line
 from autotune.search.space import suggest_config
 
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
@@ -79,42 +79,18 @@ class Objective:
         artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=self.artifact_store, file_path=str(model), study_or_trial=trial
         )
-        metrics = summarize(result, self.context.baselines.ort_fp32_ms)
-        trial.set_user_attr("metrics", metrics)
+        if result.metrics is None:
+            raise CompressionError("the pipeline returned no metrics")
+        measured = result.metrics
+        trial.set_user_attr("metrics", measured.to_json())
         trial.set_user_attr("artifact", {"id": artifact_id, "sha256": sha256})
         limits = self.spec.constraints
         if limits.min_accuracy is not None:
-            trial.set_constraint("min_accuracy", limits.min_accuracy - metrics["accuracy"])
+            trial.set_constraint("min_accuracy", limits.min_accuracy - measured.accuracy)
         if limits.max_latency_ms is not None:
-            trial.set_constraint("max_latency_ms", metrics["latency_ms"] - limits.max_latency_ms)
+            trial.set_constraint("max_latency_ms", measured.latency_ms - limits.max_latency_ms)
         if limits.max_size_mb is not None:
-            trial.set_constraint("max_size_mb", metrics["size_mb"] - limits.max_size_mb)
-
-
-def summarize(result: EvalResult, reference_baseline_ms: float) -> dict[str, Any]:
-    """Flat, JSON-friendly metrics of one trial.
-
-    ``latency_ms`` is drift-corrected (:meth:`LatencyResult.corrected_ms`);
-    ``latency_raw_ms`` is what the clock said.
-    """
-    return {
-        "accuracy": result.accuracy,
-        "macro_f1": result.macro_f1,
-        "latency_ms": result.latency.corrected_ms(reference_baseline_ms),
-        "latency_raw_ms": result.latency.median_ms,
-        "latency_p90_ms": result.latency.p90_ms,
-        "latency_cv": result.latency.cv,
-        "speedup_vs_teacher_pytorch": result.speedup_vs_teacher_pytorch,
-        "speedup_vs_teacher_ort": result.speedup_vs_teacher_ort,
-        "size_mb": result.size_mb,
-        "compressed_size_mb": result.compressed_size_mb,
-        "sparsity": result.sparsity,
-        "parameters": result.parameters,
-        "stage_seconds": result.stage_seconds,
-        "peak_rss_mb": result.peak_rss_mb,
-        "train_curve": result.train_curve,
-        **result.reuse,
-    }
+            trial.set_constraint("max_size_mb", measured.size_mb - limits.max_size_mb)
 
 
 def trial_status(trial: FrozenTrial) -> str:

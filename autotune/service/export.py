@@ -80,15 +80,15 @@ def _study_user_attrs(settings: Settings, study: str) -> dict:
 
 
 def model_card(study: str, trial: TrialSummary) -> str:
-    m, c = trial.metrics, trial.compression
+    m, c = trial.measured, trial.compression
     return (
         f"# {study} trial {trial.number}: {c.label()}\n\n"
         f"| metric | value |\n|---|---|\n"
-        f"| accuracy | {m['accuracy']:.4f} |\n| macro-F1 | {m['macro_f1']:.4f} |\n"
-        f"| latency (ms, batch 1) | {m['latency_ms']:.2f} |\n"
-        f"| speedup vs teacher PyTorch FP32 | {m['speedup_vs_teacher_pytorch']:.2f}x |\n"
-        f"| speedup vs teacher ORT FP32 | {m['speedup_vs_teacher_ort']:.2f}x |\n"
-        f"| size (MB) | {m['size_mb']:.1f} |\n| weight sparsity | {m['sparsity']:.1%} |\n"
+        f"| accuracy | {m.accuracy:.4f} |\n| macro-F1 | {m.macro_f1:.4f} |\n"
+        f"| latency (ms, batch 1) | {m.latency_ms:.2f} |\n"
+        f"| speedup vs teacher PyTorch FP32 | {m.speedup_vs_teacher_pytorch:.2f}x |\n"
+        f"| speedup vs teacher ORT FP32 | {m.speedup_vs_teacher_ort:.2f}x |\n"
+        f"| size (MB) | {m.size_mb:.1f} |\n| weight sparsity | {m.sparsity:.1%} |\n"
         f"| hardware | {trial.hardware_id} |\n\n"
         "Run with ONNX Runtime: inputs `input_ids`, `attention_mask` (int64), output `logits`.\n"
     )

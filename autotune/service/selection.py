@@ -86,7 +86,7 @@ def best_config(
 
 def ranking(trial: TrialSummary, prefer: str) -> tuple[float, float]:
     """Sort key, larger is better: accuracy then speed, or speed then accuracy."""
-    accuracy, latency = trial.metrics["accuracy"], trial.metrics["latency_ms"]
+    accuracy, latency = trial.measured.accuracy, trial.measured.latency_ms
     return (accuracy, -latency) if prefer == "accuracy" else (-latency, accuracy)
 
 
@@ -96,7 +96,7 @@ def violation(trial: TrialSummary, limits: dict[str, float | None]) -> float:
     for metric, limit in limits.items():
         if limit is None:
             continue
-        value = trial.metrics[metric]
+        value = getattr(trial.measured, metric)
         excess = (limit - value) if metric == "accuracy" else (value - limit)
         total += max(0.0, excess) / max(abs(limit), 1e-9)
     return total
@@ -112,8 +112,8 @@ def no_feasible_message(study: str, done: list[TrialSummary], limits: dict) -> s
         return f"study '{study}' has no finished trials on this machine yet"
     closest = sorted(done, key=lambda t: violation(t, limits))[:3]
     shown = "; ".join(
-        f"trial {t.number}: accuracy {t.metrics['accuracy']:.4f}, "
-        f"latency {t.metrics['latency_ms']:.2f} ms, size {t.metrics['size_mb']:.1f} MB"
+        f"trial {t.number}: accuracy {t.measured.accuracy:.4f}, "
+        f"latency {t.measured.latency_ms:.2f} ms, size {t.measured.size_mb:.1f} MB"
         for t in closest
     )
     return f"no trial of '{study}' meets {asked or 'the constraints'}; closest: {shown}"

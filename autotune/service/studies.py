@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
+from autotune.compression.config import TrialMetrics
 from autotune.errors import ConfigError
 from autotune.progress import Progress
 from autotune.service.reads import open_storage
@@ -45,12 +46,15 @@ def study_state(study: optuna.Study, min_accuracy: float | None = None) -> Study
 
     trials = study.get_trials(deepcopy=False)
     count = {state: sum(t.state == state for t in trials) for state in TrialState}
-    speedups = [
-        m["speedup_vs_teacher_pytorch"]
+    measured = [
+        TrialMetrics.from_json(t.user_attrs.get("metrics", {}))
         for t in trials
         if t.state == TrialState.COMPLETE
-        and (m := t.user_attrs.get("metrics"))
-        and m["accuracy"] >= (min_accuracy or 0.0)
+    ]
+    speedups = [
+        m.speedup_vs_teacher_pytorch
+        for m in measured
+        if m is not None and m.accuracy >= (min_accuracy or 0.0)
     ]
     return StudyState(
         name=study.study_name,

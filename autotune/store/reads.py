@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from autotune.compression.config import CompressionConfig
+from autotune.compression.config import CompressionConfig, TrialMetrics
 from autotune.errors import (
     AmbiguousHardwareError,
     HardwareNotFoundError,
@@ -70,6 +70,14 @@ class TrialSummary:
     @property
     def compression(self) -> CompressionConfig:
         return CompressionConfig.from_dict(self.config)
+
+    @property
+    def measured(self) -> TrialMetrics:
+        """The typed metrics of a complete trial (``metrics`` is their stored JSON)."""
+        typed = TrialMetrics.from_json(self.metrics)
+        if typed is None:
+            raise ValueError(f"trial {self.number} is {self.status}: it has no metrics")
+        return typed
 
     def to_json(self) -> dict[str, Any]:
         # Shallow on purpose: asdict() deep-copies every metrics dict, two thirds of the time
@@ -228,11 +236,8 @@ def overview(url: str, record: StudyRecord) -> StudyOverview:
     counts = {status: sum(r.status == status for r in rows) for status in TrialStatus}
     spec = record.spec
     min_accuracy = spec.get("constraints", {}).get("min_accuracy") or 0.0
-    speedups = [
-        r.metrics["speedup_vs_teacher_pytorch"]
-        for r in rows
-        if r.status == TrialStatus.complete and r.metrics.get("accuracy", 0) >= min_accuracy
-    ]
+    measured = [TrialMetrics.from_json(r.metrics) for r in rows if r.status == TrialStatus.complete]
+    speedups = [m.speedup_vs_teacher_pytorch for m in measured if m and m.accuracy >= min_accuracy]
     latest_by_hw: dict[str, FrontSnapshot] = {}
     for snap in snapshots:
         latest_by_hw[snap.hardware_id] = snap
