@@ -4,6 +4,7 @@ and defaults, instead of the same five parameters passed down every call."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -14,6 +15,7 @@ from autotune.locations import models_dir as _models_dir
 from autotune.store import db
 
 ARTIFACTS_ENV = "AUTOTUNE_ARTIFACTS"
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 class Where(TypedDict, total=False):
@@ -75,9 +77,10 @@ def artifacts_dir(storage: str, explicit: str | Path | None = None) -> Path:
     """``--artifacts`` or ``$AUTOTUNE_ARTIFACTS``, else beside a SQLite file, else ./autotune-…"""
     value = explicit or os.environ.get(ARTIFACTS_ENV)
     if value:
-        if str(value).startswith(("s3://", "gs://")):
+        # A Path folds "s3://b" into "s3:/b": match the scheme, not the double slash.
+        if URL_SCHEME.match(str(value)):
             raise ConfigError(
-                f"artifacts {value!r}: object-store URLs are not supported; mount the bucket "
+                f"artifacts '{value}': object-store URLs are not supported; mount the bucket "
                 "and give its folder (see docs/operations.md)"
             )
         return Path(value)

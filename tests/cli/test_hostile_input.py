@@ -129,7 +129,7 @@ CASES: dict[str, Case] = {
     ),
     "option: --artifacts an s3:// URL": (
         lambda tmp, t: _run(tmp, t, "--artifacts", "s3://bucket/models"),
-        "artifacts 's3://bucket/models': object-store URLs are not supported",
+        "artifacts 's3:/bucket/models': object-store URLs are not supported",
     ),
     # storage URLs
     "storage: not a URL": (_with_storage("not-a-url"), "invalid storage URL 'not-a-url'"),

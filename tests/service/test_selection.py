@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from autotune.compression.config import LatencyResult
+from autotune.compression.config import LatencyResult, TrialMetrics
 from autotune.service.selection import no_feasible_message, ranking, violation
 from autotune.store.reads import TrialSummary
 
 
 def _trial(number: int, accuracy: float, latency: float, size: float = 10.0) -> TrialSummary:
-    metrics = {"accuracy": accuracy, "latency_ms": latency, "size_mb": size}
-    return TrialSummary(number, "complete", {}, metrics, "hw")
+    metrics = TrialMetrics(
+        accuracy=accuracy,
+        macro_f1=accuracy,
+        latency_ms=latency,
+        latency_raw_ms=latency,
+        latency_p90_ms=latency,
+        latency_cv=0.0,
+        speedup_vs_teacher_pytorch=10.0 / latency,
+        speedup_vs_teacher_ort=5.0 / latency,
+        size_mb=size,
+        compressed_size_mb=size,
+        sparsity=0.0,
+        parameters=1000,
+    )
+    return TrialSummary(number, "complete", {}, metrics.to_json(), "hw")
 
 
 def test_violation_is_relative_and_zero_when_feasible() -> None:
