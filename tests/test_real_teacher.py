@@ -31,8 +31,8 @@ def test_smoke_spec_on_sst2_with_shipped_teacher(tmp_path: Path) -> None:
         context=context,
     )
     result = report.result
-    assert result.accuracy > 0.7  # 512 distillation rows only; the benchmark trains on all
-    assert result.speedup_vs_teacher_ort > 2.0  # a third of the layers in INT8
-    assert result.speedup_vs_teacher_pytorch > result.speedup_vs_teacher_ort
+    assert result.metrics.accuracy > 0.7  # 512 distillation rows only; the benchmark trains on all
+    assert result.metrics.speedup_vs_teacher_ort > 2.0  # a third of the layers in INT8
+    assert result.metrics.speedup_vs_teacher_pytorch > result.metrics.speedup_vs_teacher_ort
     fresh = evaluate_onnx(Path(result.model_path), context.inputs.validation)
-    assert fresh.accuracy == result.accuracy
+    assert fresh.accuracy == result.metrics.accuracy

@@ -1,9 +1,13 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, and a decorator that gives a command a whole group
+of them at once."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,3 +66,66 @@ Heartbeat = Annotated[
         "1.5 of them is failed and retried by another worker.",
     ),
 ]
+TotalTrials = Annotated[
+    int | None,
+    typer.Option(
+        "--trials",
+        min=1,
+        help="Finished trials the study should have in total, earlier runs and every worker "
+        "counted (default: the spec's search.n_trials).",
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds to run trials, counted from the first trial (preparation not included).",
+    ),
+]
+Prefer = Annotated[str, typer.Option("--prefer", help="'accuracy' or 'latency'.")]
+
+# name -> (annotated type, default): the option groups several commands take.
+OptionGroup = dict[str, tuple[Any, Any]]
+WHERE: OptionGroup = {
+    "data_dir": (DataDir, None),
+    "models_dir": (ModelsDir, None),
+    "artifacts": (Artifacts, None),
+}
+CHOICE: OptionGroup = {
+    "max_latency_ms": (MaxLatency, None),
+    "min_accuracy": (MinAccuracy, None),
+    "max_size_mb": (MaxSize, None),
+    "prefer": (Prefer, "accuracy"),
+    "storage": (Storage, None),
+    "hardware": (Hardware, None),
+    "artifacts": (Artifacts, None),
+}
+
+
+def with_options(group_name: str, group: OptionGroup) -> Callable[[Callable], Callable]:
+    """Give a command every option of ``group`` and hand them to it as one dict, its
+    parameter ``group_name``: commands that share a group declare it once, here.
+
+    Typer reads a command's options from its signature, so the wrapper's signature is the
+    command's own parameters followed by the group's.
+    """
+
+    def decorate(command: Callable) -> Callable:
+        own = inspect.signature(command, eval_str=True)
+        kept = [p for p in own.parameters.values() if p.name != group_name]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for name, (a, d) in group.items()
+        ]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> Any:
+            chosen = {name: values.pop(name) for name in group}
+            return command(**values, **{group_name: chosen})
+
+        run.__signature__ = own.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in [*kept, *added]} | {"return": None}
+        return run
+
+    return decorate

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from autotune import api
-from autotune.cli.options import (
-    Artifacts,
-    Hardware,
-    JsonOutput,
-    MaxLatency,
-    MaxSize,
-    MinAccuracy,
-    Storage,
-)
+from autotune.cli.options import CHOICE, Hardware, JsonOutput, Storage, with_options
 from autotune.cli.output import console, front_table
 
 Name = Annotated[str, typer.Argument(help="Study name.")]
-Prefer = Annotated[str, typer.Option("--prefer", help="'accuracy' or 'latency'.")]
 
 
 def pareto(
@@ -35,21 +26,10 @@ def pareto(
         console.print(front_table(view))
 
 
-def best(
-    name: Name,
-    max_latency_ms: MaxLatency = None,
-    min_accuracy: MinAccuracy = None,
-    max_size_mb: MaxSize = None,
-    prefer: Prefer = "accuracy",
-    storage: Storage = None,
-    hardware: Hardware = None,
-    artifacts: Artifacts = None,
-    json_output: JsonOutput = False,
-) -> None:
+@with_options("choice", CHOICE)
+def best(name: Name, json_output: JsonOutput = False, *, choice: dict[str, Any]) -> None:
     """The best configuration under constraints."""
-    found = api.best_config(
-        name, max_latency_ms, min_accuracy, max_size_mb, prefer, storage, hardware, artifacts
-    )
+    found = api.best_config(name, **choice)
     if json_output:
         console.print_json(json.dumps(found.to_json()))
         return
@@ -63,31 +43,16 @@ def best(
     )
 
 
+@with_options("choice", CHOICE)
 def export(
     name: Name,
     out: Annotated[Path, typer.Option("--out", help="Folder to write.")],
     trial: Annotated[int | None, typer.Option("--trial", min=0, help="Trial number.")] = None,
-    max_latency_ms: MaxLatency = None,
-    min_accuracy: MinAccuracy = None,
-    max_size_mb: MaxSize = None,
-    prefer: Prefer = "accuracy",
-    storage: Storage = None,
-    hardware: Hardware = None,
-    artifacts: Artifacts = None,
+    *,
+    choice: dict[str, Any],
 ) -> None:
     """Export a trial (or the best under constraints): ONNX, tokenizer, config, metrics card."""
-    path = api.export_model(
-        name,
-        out,
-        trial,
-        max_latency_ms=max_latency_ms,
-        min_accuracy=min_accuracy,
-        max_size_mb=max_size_mb,
-        prefer=prefer,
-        storage=storage,
-        hardware=hardware,
-        artifacts=artifacts,
-    )
+    path = api.export_model(name, out, trial, **choice)
     console.print(
         f"exported to [bold]{path}[/]: {', '.join(sorted(p.name for p in path.iterdir()))}"
     )

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -15,14 +15,15 @@ from rich.table import Table
 
 from autotune import api
 from autotune.cli.options import (
-    Artifacts,
-    DataDir,
+    WHERE,
     Hardware,
     Heartbeat,
     JsonOutput,
-    ModelsDir,
     SpecPath,
     Storage,
+    Timeout,
+    TotalTrials,
+    with_options,
 )
 from autotune.cli.output import RichProgress, console, console_err, front_table
 
@@ -66,14 +67,11 @@ def study_progress(total: int | None) -> Iterator[tuple[RichProgress, StudyProgr
 
 
 @app.command("run")
+@with_options("where", WHERE)
 def run(
     spec: SpecPath,
-    trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Finished trials wanted.")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", min=1, help="Seconds to run.")
-    ] = None,
+    trials: TotalTrials = None,
+    timeout: Timeout = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -81,12 +79,11 @@ def run(
         ),
     ] = 1,
     storage: Storage = None,
-    data_dir: DataDir = None,
-    models_dir: ModelsDir = None,
-    artifacts: Artifacts = None,
     heartbeat: Heartbeat = None,
+    *,
+    where: dict[str, Any],
 ) -> None:
-    """Create or resume SPEC's study and run trials until --trials have finished."""
+    """Create or resume SPEC's study and run trials until it has --trials finished."""
     loaded = api.load_spec(spec)
     target = trials or loaded.search.n_trials
     started = time.perf_counter()
@@ -99,10 +96,8 @@ def run(
             progress=prep,
             on_progress=callback,
             workers=workers,
-            artifacts=artifacts,
-            data_dir=data_dir,
-            models_dir=models_dir,
             heartbeat=heartbeat,
+            **where,
         )
     console.print(
         f"study [bold]{loaded.name}[/]: {state.total} trials in storage "
@@ -112,28 +107,14 @@ def run(
 
 
 @app.command("create")
+@with_options("where", WHERE)
 def create(
-    spec: SpecPath,
-    trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Finished trials wanted.")
-    ] = None,
-    storage: Storage = None,
-    data_dir: DataDir = None,
-    models_dir: ModelsDir = None,
-    artifacts: Artifacts = None,
+    spec: SpecPath, trials: TotalTrials = None, storage: Storage = None, *, where: dict[str, Any]
 ) -> None:
     """Set SPEC's study up without running trials; then start `autotune worker` anywhere."""
     loaded = api.load_spec(spec)
     with RichProgress() as prep:
-        state = api.create_study(
-            loaded,
-            storage,
-            trials,
-            progress=prep,
-            artifacts=artifacts,
-            data_dir=data_dir,
-            models_dir=models_dir,
-        )
+        state = api.create_study(loaded, storage, trials, progress=prep, **where)
     url = api.storage_label(storage or loaded.storage)
     console.print(
         f"study [bold]{loaded.name}[/] ready ({state.total} trials so far); "

@@ -49,29 +49,29 @@ def run(
 
 def metrics_table(report: api.TrialReport) -> Table:
     r, b = report.result, report.baselines
+    m = r.metrics
     title = f"{r.config.label()}  T={r.config.temperature:g} alpha={r.config.alpha:g}"
     table = Table(title=title, caption=_caption(report))
     table.add_column("metric")
     table.add_column("student", justify="right")
     table.add_column("teacher", justify="right")
-    table.add_row("accuracy", f"{r.accuracy:.4f}", f"{b.accuracy:.4f}")
-    table.add_row("macro-F1", f"{r.macro_f1:.4f}", f"{b.macro_f1:.4f}")
+    table.add_row("accuracy", f"{m.accuracy:.4f}", f"{b.accuracy:.4f}")
+    table.add_row("macro-F1", f"{m.macro_f1:.4f}", f"{b.macro_f1:.4f}")
     # The student's figure as a study stores it (drift-corrected), then what the clock said.
-    m = r.metrics or api.TrialMetrics.of(r, b.ort_fp32_ms)
     table.add_row("latency ms", f"{m.latency_ms:.2f}", f"{b.ort_fp32_ms:.2f} (ORT FP32)")
-    table.add_row("latency ms, raw median", f"{r.latency.median_ms:.2f}", "")
-    table.add_row("latency ms, raw p90", f"{r.latency.p90_ms:.2f}", "")
+    table.add_row("latency ms, raw median", f"{m.latency_raw_ms:.2f}", "")
+    table.add_row("latency ms, raw p90", f"{m.latency_p90_ms:.2f}", "")
     table.add_row("latency ms, PyTorch FP32", "", f"{b.pytorch_fp32_ms:.2f}")
-    table.add_row("latency CV", f"{r.latency.cv:.3f}", "")
-    table.add_row("speedup vs PyTorch", f"{r.speedup_vs_teacher_pytorch:.2f}x", "1.00x")
-    table.add_row("speedup vs ORT FP32", f"{r.speedup_vs_teacher_ort:.2f}x", "1.00x")
-    table.add_row("size MB", f"{r.size_mb:.1f}", "")
-    table.add_row("size MB (zlib)", f"{r.compressed_size_mb:.1f}", "")
-    table.add_row("weight sparsity", f"{r.sparsity:.1%}", "0.0%")
-    table.add_row("parameters", f"{r.parameters:,}", "")
-    for stage, seconds in r.stage_seconds.items():
+    table.add_row("latency CV", f"{m.latency_cv:.3f}", "")
+    table.add_row("speedup vs PyTorch", f"{m.speedup_vs_teacher_pytorch:.2f}x", "1.00x")
+    table.add_row("speedup vs ORT FP32", f"{m.speedup_vs_teacher_ort:.2f}x", "1.00x")
+    table.add_row("size MB", f"{m.size_mb:.1f}", "")
+    table.add_row("size MB (zlib)", f"{m.compressed_size_mb:.1f}", "")
+    table.add_row("weight sparsity", f"{m.sparsity:.1%}", "0.0%")
+    table.add_row("parameters", f"{m.parameters:,}", "")
+    for stage, seconds in m.stage_seconds.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f}s", "")
-    table.add_row("peak RSS MB", f"{r.peak_rss_mb:.0f}", "")
+    table.add_row("peak RSS MB", f"{m.peak_rss_mb:.0f}", "")
     return table
 
 

@@ -2,46 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from autotune import api
-from autotune.cli.options import Artifacts, DataDir, Heartbeat, ModelsDir, Storage
+from autotune.cli.options import WHERE, Heartbeat, Storage, Timeout, with_options
 from autotune.cli.output import console
 from autotune.cli.study import study_progress
 
 
+@with_options("where", WHERE)
 def worker(
     study: Annotated[str, typer.Argument(help="Name of an existing study.")],
     storage: Storage = None,
     trials: Annotated[
         int | None, typer.Option("--trials", min=1, help="Run at most this many trials here.")
     ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", min=1, help="Seconds to run.")
-    ] = None,
-    data_dir: DataDir = None,
-    models_dir: ModelsDir = None,
-    artifacts: Artifacts = None,
+    timeout: Timeout = None,
     heartbeat: Heartbeat = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    *,
+    where: dict[str, Any],
 ) -> None:
     """Join STUDY and run its trials until it has n_trials (all workers counted).
 
     Start one per machine, or several: Optuna's storage hands each its own trials.
     """
-    where = {
-        "artifacts": artifacts,
-        "data_dir": data_dir,
-        "models_dir": models_dir,
-        "heartbeat": heartbeat,
-    }
     if quiet:
-        api.run_worker(study, storage, trials, timeout, **where)
+        api.run_worker(study, storage, trials, timeout, heartbeat=heartbeat, **where)
         return
     with study_progress(None) as (prep, callback):
         state = api.run_worker(
-            study, storage, trials, timeout, progress=prep, on_progress=callback, **where
+            study,
+            storage,
+            trials,
+            timeout,
+            progress=prep,
+            on_progress=callback,
+            heartbeat=heartbeat,
+            **where,
         )
     console.print(f"study [bold]{study}[/]: {state.total} trials in storage")

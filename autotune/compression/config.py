@@ -170,37 +170,11 @@ class LatencyResult:
 
 
 @dataclass(frozen=True)
-class EvalResult:
-    """Everything measured about one compressed, exported model."""
-
-    config: CompressionConfig
-    accuracy: float
-    macro_f1: float
-    latency: LatencyResult
-    speedup_vs_teacher_pytorch: float
-    speedup_vs_teacher_ort: float
-    size_mb: float
-    compressed_size_mb: float
-    sparsity: float
-    parameters: int
-    model_path: str
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    train_curve: list[tuple[int, float]] = field(default_factory=list)
-    peak_rss_mb: float = 0.0
-    hardware: dict[str, Any] = field(default_factory=dict)  # where latency was measured
-    reuse: dict[str, Any] = field(default_factory=dict)  # what cached work this trial skipped
-    metrics: TrialMetrics | None = None  # what users see of it (set by the pipeline)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
 class TrialMetrics:
     """What users see of one trial, built once, where it is measured (``run_trial``).
 
-    Stored as JSON under these field names (Optuna's trial attribute ``metrics`` and
-    autotune's trial row): the keys README documents, only ever added to. ``latency_ms`` is
+    Stored once, as JSON under these field names, in autotune's trial row: the keys README
+    documents, only ever added to. ``latency_ms`` is
     drift-corrected (:meth:`LatencyResult.corrected_ms`); ``latency_raw_ms`` is what the
     clock said.
     """
@@ -224,30 +198,6 @@ class TrialMetrics:
     student_reused: bool = False
     distill_seconds_saved: float = 0.0
 
-    @classmethod
-    def of(cls, result: EvalResult, reference_baseline_ms: float | None) -> TrialMetrics:
-        latency = result.latency
-        return cls(
-            accuracy=result.accuracy,
-            macro_f1=result.macro_f1,
-            latency_ms=latency.corrected_ms(reference_baseline_ms),
-            latency_raw_ms=latency.median_ms,
-            latency_p90_ms=latency.p90_ms,
-            latency_cv=latency.cv,
-            speedup_vs_teacher_pytorch=result.speedup_vs_teacher_pytorch,
-            speedup_vs_teacher_ort=result.speedup_vs_teacher_ort,
-            size_mb=result.size_mb,
-            compressed_size_mb=result.compressed_size_mb,
-            sparsity=result.sparsity,
-            parameters=result.parameters,
-            stage_seconds=dict(result.stage_seconds),
-            peak_rss_mb=result.peak_rss_mb,
-            train_curve=list(result.train_curve),
-            probe_cached=bool(result.reuse.get("probe_cached", False)),
-            student_reused=bool(result.reuse.get("student_reused", False)),
-            distill_seconds_saved=float(result.reuse.get("distill_seconds_saved", 0.0)),
-        )
-
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -259,3 +209,30 @@ class TrialMetrics:
             return None
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One compressed, exported model and what was measured about it: the metrics users see,
+    and the raw pieces they came from (the latency window, the file, the machine)."""
+
+    config: CompressionConfig
+    metrics: TrialMetrics
+    latency: LatencyResult
+    model_path: str
+    hardware: dict[str, Any] = field(default_factory=dict)  # where latency was measured
+    reuse: dict[str, Any] = field(default_factory=dict)  # what cached work this trial skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        """``metrics.json`` and ``trial run --json``: the metrics' keys at the top level (as
+        in every release so far), the raw pieces beside them, and ``metrics`` as stored."""
+        metrics = self.metrics.to_json()
+        return {
+            **metrics,
+            "config": dataclasses.asdict(self.config),
+            "latency": dataclasses.asdict(self.latency),
+            "model_path": self.model_path,
+            "hardware": self.hardware,
+            "reuse": self.reuse,
+            "metrics": metrics,
+        }

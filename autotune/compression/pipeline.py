@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +146,13 @@ def run_trial(
             compressed = compressed_size_mb(deployed)
         with timer.stage("latency"):
             latency = measure_interleaved(deployed, inputs.reference_onnx, inputs.latency, vocab)
-    result = EvalResult(
-        config=config,
+    metrics = TrialMetrics(
         accuracy=scores.accuracy,
         macro_f1=scores.macro_f1,
-        latency=latency,
+        latency_ms=latency.corrected_ms(inputs.reference_baseline_ms),
+        latency_raw_ms=latency.median_ms,
+        latency_p90_ms=latency.p90_ms,
+        latency_cv=latency.cv,
         speedup_vs_teacher_pytorch=inputs.teacher_pytorch_over_reference
         * latency.speedup_vs_reference,
         speedup_vs_teacher_ort=latency.speedup_vs_reference,
@@ -158,14 +160,14 @@ def run_trial(
         compressed_size_mb=compressed,
         sparsity=sparsity,
         parameters=parameters,
-        model_path=str(deployed),
-        stage_seconds=timer.seconds,
-        train_curve=curve,
+        stage_seconds=dict(timer.seconds),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        hardware=inputs.hardware,
-        reuse=reuse,
+        train_curve=list(curve),
+        probe_cached=bool(reuse["probe_cached"]),
+        student_reused=bool(reuse["student_reused"]),
+        distill_seconds_saved=float(reuse["distill_seconds_saved"]),
     )
-    result = replace(result, metrics=TrialMetrics.of(result, inputs.reference_baseline_ms))
+    result = EvalResult(config, metrics, latency, str(deployed), inputs.hardware, reuse)
     write_metrics(result, out_dir / METRICS_FILE)
     return result
 

@@ -1,13 +1,16 @@
 """Where search meets compression: an Optuna trial in, objective values out.
 
-Everything a trial measured goes into Optuna's own trial attributes (so plain Optuna and
-optuna-dashboard see it); the Optuna callback :class:`autotune.search.recorder.TrialRecorder`,
-which runs after Optuna has stored the trial's final state, mirrors it into autotune's tables
-and the front snapshots.
+Optuna keeps what the search needs: the parameters, the objective values, the constraints,
+and which machine and worker ran the trial (plus the reason a trial stopped or failed, for
+optuna-dashboard). What the trial measured, and the model it produced, are stored once, in
+autotune's trial row, written here where the measurement happens. The Optuna callback
+:class:`autotune.search.recorder.TrialRecorder` then settles the row's status against the
+state Optuna stored, and updates the front snapshots.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,11 +22,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotune.cache import hash_file
-from autotune.compression.config import CompressionConfig, EvalResult
+from autotune.compression.config import EvalResult, TrialMetrics
 from autotune.compression.pipeline import run_trial
 from autotune.context import StudyContext
-from autotune.errors import CompressionError, LatencyConstraintError, one_line
+from autotune.errors import LatencyConstraintError, one_line
 from autotune.search.space import suggest_config
+from autotune.store import trials
+from autotune.store.models import TrialRecord, TrialStatus
 
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
 
@@ -40,11 +45,14 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class Objective:
-    def __init__(self, context: StudyContext, artifact_store: Any, work_dir: Path) -> None:
+    def __init__(
+        self, context: StudyContext, artifact_store: Any, work_dir: Path, url: str
+    ) -> None:
         self.context = context
         self.spec = context.spec
         self.artifact_store = artifact_store
         self.work_dir = work_dir
+        self.url = url
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # First, so that even a trial failing in `suggest` is recorded against this machine.
@@ -52,38 +60,39 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         started = time.perf_counter()
         out = self.work_dir / f"trial-{trial.number}"
+        config: dict[str, Any] = {}
         try:
             teacher = self.context.teacher.model.config
-            config = suggest_config(
+            chosen = suggest_config(
                 trial, self.spec.space, teacher.num_hidden_layers, teacher.num_attention_heads
             )
-            trial.set_user_attr("config", config.to_dict())
-            result = run_trial(self.context.inputs, config, out)
-            self._store(trial, config, result)
+            config = chosen.to_dict()
+            trial.set_user_attr("config", config)
+            result = run_trial(self.context.inputs, chosen, out)
+            measured = self._store(trial, result, started)
         except LatencyConstraintError as exc:
             trial.set_user_attr("stopped", str(exc))
             trial.set_constraint("max_latency_ms", exc.latency_ms - exc.max_latency_ms)
+            self._record(trial, TrialStatus.stopped, config, started, reason=str(exc))
             raise optuna.TrialPruned(str(exc)) from None
         except Exception as exc:
-            trial.set_user_attr("failure", failure_reason(exc))
+            reason = failure_reason(exc)
+            trial.set_user_attr("failure", reason)
+            self._record_failure(trial, config, started, reason)
             raise
         finally:
             shutil.rmtree(out, ignore_errors=True)
             # The objective's own time: the rest of a trial is the service's overhead.
             trial.set_user_attr("objective_seconds", time.perf_counter() - started)
-        return tuple(trial.user_attrs["metrics"][METRIC_NAMES[o]] for o in self.spec.objectives)
+        return tuple(getattr(measured, METRIC_NAMES[o]) for o in self.spec.objectives)
 
-    def _store(self, trial: optuna.Trial, config: CompressionConfig, result: EvalResult) -> None:
+    def _store(self, trial: optuna.Trial, result: EvalResult, started: float) -> TrialMetrics:
         model = Path(result.model_path)
         sha256 = hash_file(model)
         artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=self.artifact_store, file_path=str(model), study_or_trial=trial
         )
-        if result.metrics is None:
-            raise CompressionError("the pipeline returned no metrics")
         measured = result.metrics
-        trial.set_user_attr("metrics", measured.to_json())
-        trial.set_user_attr("artifact", {"id": artifact_id, "sha256": sha256})
         limits = self.spec.constraints
         if limits.min_accuracy is not None:
             trial.set_constraint("min_accuracy", limits.min_accuracy - measured.accuracy)
@@ -91,6 +100,42 @@ class Objective:
             trial.set_constraint("max_latency_ms", measured.latency_ms - limits.max_latency_ms)
         if limits.max_size_mb is not None:
             trial.set_constraint("max_size_mb", measured.size_mb - limits.max_size_mb)
+        config = result.config.to_dict()
+        self._record(trial, TrialStatus.complete, config, started, measured, (artifact_id, sha256))
+        return measured
+
+    def _record_failure(
+        self, trial: optuna.Trial, config: dict[str, Any], started: float, reason: str
+    ) -> None:
+        # The database itself may be what failed: then the recorder's sync writes the row
+        # once Optuna has stored the trial as failed.
+        with contextlib.suppress(Exception):
+            self._record(trial, TrialStatus.failed, config, started, reason=reason)
+
+    def _record(
+        self,
+        trial: optuna.Trial,
+        status: TrialStatus,
+        config: dict[str, Any],
+        started: float,
+        measured: TrialMetrics | None = None,
+        artifact: tuple[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        artifact_id, sha256 = artifact or (None, None)
+        row = TrialRecord(
+            study_name=self.spec.name,
+            trial_number=trial.number,
+            status=status,
+            config=config,
+            metrics=measured.to_json() if measured else {},
+            reason=reason,
+            artifact_id=artifact_id,
+            artifact_sha256=sha256,
+            hardware_id=self.context.hardware["id"],
+            seconds=time.perf_counter() - started,
+        )
+        trials.insert_once(self.url, row)
 
 
 def trial_status(trial: FrozenTrial) -> str:

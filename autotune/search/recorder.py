@@ -1,4 +1,11 @@
-"""Mirror finished Optuna trials into autotune's tables, and keep the front snapshots current.
+"""Settle autotune's trial rows against the states Optuna stored, and keep the front
+snapshots current.
+
+The objective writes a trial's row (its metrics, its model) where it measures. Optuna has the
+last word on how the trial ended, though: a worker killed between the row and Optuna's final
+write, or values Optuna refuses, end a trial FAIL whose row says complete; and a trial killed
+before the objective could write anything has no row. Both are settled here, from Optuna's
+state, without touching the metrics.
 
 Several workers may finish trials at the same moment. Each snapshot is computed while holding
 a row lock on the study (PostgreSQL), after re-reading the trials, so the latest snapshot
@@ -30,33 +37,42 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 class TrialRecorder:
-    """Optuna callback: mirror a finished trial into autotune's tables and update the front."""
+    """Optuna callback: settle a finished trial's row and update the front."""
 
     def __init__(self, url: str, spec: StudySpec) -> None:
         self.url = url
         self.spec = spec
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.record(trial)
-        if trial.state == TrialState.COMPLETE:
+        if trial.state != TrialState.COMPLETE:
+            self.settle([trial])
+        else:
             self.update_front(study, trial.user_attrs["hardware_id"])
 
-    def record(self, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get("hardware_id") is None:
-            return  # never reached the objective: nothing measured, nothing to mirror
-        trials.insert_once(self.url, self._row(trial))
+    def settle(self, finished: list[FrozenTrial]) -> None:
+        """Give every measured finished trial a row whose status is Optuna's."""
+        measured = [t for t in finished if t.user_attrs.get("hardware_id") is not None]
+        if not measured:
+            return  # none reached the objective: nothing measured, nothing to mirror
+        stored = trials.statuses(self.url, self.spec.name)
+        for trial in measured:
+            status = TrialStatus(trial_status(trial))
+            if trial.number not in stored:
+                trials.insert_once(self.url, self._row(trial, status))
+            elif stored[trial.number] != status:
+                trials.set_status(
+                    self.url, self.spec.name, trial.number, status, trial_reason(trial)
+                )
 
-    def _row(self, trial: FrozenTrial) -> TrialRecord:
-        artifact = trial.user_attrs.get("artifact", {})
+    def _row(self, trial: FrozenTrial, status: TrialStatus) -> TrialRecord:
+        """The row of a trial whose objective never wrote one: it measured nothing."""
         return TrialRecord(
             study_name=self.spec.name,
             trial_number=trial.number,
-            status=TrialStatus(trial_status(trial)),
+            status=status,
             config=trial.user_attrs.get("config", {}),
-            metrics=trial.user_attrs.get("metrics", {}),
+            metrics={},
             reason=trial_reason(trial),
-            artifact_id=artifact.get("id"),
-            artifact_sha256=artifact.get("sha256"),
             hardware_id=trial.user_attrs["hardware_id"],
             seconds=trial.duration.total_seconds() if trial.duration else 0.0,
         )
@@ -95,11 +111,8 @@ class TrialRecorder:
             )
 
     def sync(self, study: optuna.Study) -> None:
-        """Mirror finished trials that have no autotune row yet (a crash, Ctrl-C, a dead worker)."""
-        recorded = trials.recorded_numbers(self.url, self.spec.name)
-        for trial in study.get_trials(deepcopy=False, states=FINISHED):
-            if trial.number not in recorded:
-                self.record(trial)
+        """Settle the rows of every finished trial (after a crash, Ctrl-C, a dead worker)."""
+        self.settle(study.get_trials(deepcopy=False, states=FINISHED))
 
     def hardware_ids(self, study: optuna.Study) -> set[str]:
         return {

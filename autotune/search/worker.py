@@ -172,7 +172,7 @@ def _run(
     context = _with_probe_cache(context, place.url)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
-        objective = Objective(context, place.artifact_store, Path(tmp))
+        objective = Objective(context, place.artifact_store, Path(tmp), place.url)
         work(study, objective, recorder, target, place.heartbeat, timeout, max_trials, callbacks)
 
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from autotune.compression.config import TrialMetrics
 from autotune.errors import ConfigError
 from autotune.progress import Progress
 from autotune.service.reads import open_storage
 from autotune.service.trials import as_spec
 from autotune.settings import Settings, Where
 from autotune.spec import StudySpec
+from autotune.store import trials as trial_rows
 
 if TYPE_CHECKING:
     import optuna
@@ -41,20 +41,16 @@ class StudyState:
 OnProgress = Callable[[StudyState], None]
 
 
-def study_state(study: optuna.Study, min_accuracy: float | None = None) -> StudyState:
+def study_state(study: optuna.Study, url: str, min_accuracy: float | None = None) -> StudyState:
+    """Counts from Optuna (running trials included); the best speedup from autotune's rows."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     count = {state: sum(t.state == state for t in trials) for state in TrialState}
-    measured = [
-        TrialMetrics.from_json(t.user_attrs.get("metrics", {}))
-        for t in trials
-        if t.state == TrialState.COMPLETE
-    ]
     speedups = [
         m.speedup_vs_teacher_pytorch
-        for m in measured
-        if m is not None and m.accuracy >= (min_accuracy or 0.0)
+        for m in trial_rows.measured(url, study.study_name)
+        if m.accuracy >= (min_accuracy or 0.0)
     ]
     return StudyState(
         name=study.study_name,
@@ -68,10 +64,10 @@ def study_state(study: optuna.Study, min_accuracy: float | None = None) -> Study
     )
 
 
-def _callbacks(on_progress: OnProgress | None, min_accuracy: float | None) -> list[Any]:
+def _callbacks(on_progress: OnProgress | None, url: str, min_accuracy: float | None) -> list[Any]:
     if on_progress is None:
         return []
-    return [lambda study, trial: on_progress(study_state(study, min_accuracy))]
+    return [lambda study, trial: on_progress(study_state(study, url, min_accuracy))]
 
 
 def run_study(
@@ -104,9 +100,13 @@ def run_study(
             settings,
             workers,
             timeout,
-            on_poll=(lambda: on_progress(study_state(study, limit))) if on_progress else None,
+            on_poll=(
+                (lambda: on_progress(study_state(study, settings.storage, limit)))
+                if on_progress
+                else None
+            ),
         )
-    return study_state(study, limit)
+    return study_state(study, settings.storage, limit)
 
 
 def _set_up(
@@ -121,7 +121,7 @@ def _set_up(
     from autotune.search import worker
 
     place = worker.Place(open_storage(settings), settings.artifact_store(), progress)
-    callbacks = _callbacks(on_progress, spec.constraints.min_accuracy)
+    callbacks = _callbacks(on_progress, settings.storage, spec.constraints.min_accuracy)
     return worker.run_study(spec, place, n_trials, timeout, callbacks, prepare_only)
 
 
@@ -138,7 +138,7 @@ def create_study(
     spec = as_spec(spec)
     settings = Settings.resolve(storage or spec.storage, **where)
     study = _set_up(spec, settings, n_trials, None, progress, None, prepare_only=True)
-    return study_state(study, spec.constraints.min_accuracy)
+    return study_state(study, settings.storage, spec.constraints.min_accuracy)
 
 
 def run_worker(
@@ -157,5 +157,6 @@ def run_worker(
 
     settings = open_storage(storage, **where)
     place = worker.Place(settings, settings.artifact_store(), progress)
-    joined = worker.join_study(study, place, max_trials, timeout, _callbacks(on_progress, None))
-    return study_state(joined)
+    callbacks = _callbacks(on_progress, settings.storage, None)
+    joined = worker.join_study(study, place, max_trials, timeout, callbacks)
+    return study_state(joined, settings.storage)

@@ -31,12 +31,12 @@ def test_trial_writes_a_measured_deployable_model(tiny_context, tmp_path: Path, 
     assert result.model_path == str(model)
     # What was reported is what the deployed file scores in a fresh session.
     fresh = evaluate_onnx(model, tiny_context.inputs.validation)
-    assert fresh.accuracy == result.accuracy
-    assert result.sparsity == pytest.approx(onnx_weight_sparsity(model))
+    assert fresh.accuracy == result.metrics.accuracy
+    assert result.metrics.sparsity == pytest.approx(onnx_weight_sparsity(model))
     if config.sparsity:
-        assert result.sparsity >= config.sparsity - 0.02
-    assert result.latency.median_ms > 0 and result.speedup_vs_teacher_ort > 0
-    assert set(result.stage_seconds) == {
+        assert result.metrics.sparsity >= config.sparsity - 0.02
+    assert result.latency.median_ms > 0 and result.metrics.speedup_vs_teacher_ort > 0
+    assert set(result.metrics.stage_seconds) == {
         "build",
         "latency_probe",
         "distill",
@@ -45,7 +45,7 @@ def test_trial_writes_a_measured_deployable_model(tiny_context, tmp_path: Path, 
         "latency",
     }
     metrics = json.loads((tmp_path / METRICS_FILE).read_text())
-    assert metrics["accuracy"] == result.accuracy
+    assert metrics["accuracy"] == result.metrics.accuracy
     assert metrics["config"] == config.to_dict()
 
 
@@ -54,7 +54,7 @@ def test_narrow_student_has_fewer_parameters(tiny_context, tmp_path: Path) -> No
     narrow = run_trial(
         tiny_context.inputs, CompressionConfig(layers=2, heads=1, ffn_fraction=0.25), tmp_path / "n"
     )
-    assert narrow.parameters < wide.parameters
+    assert narrow.metrics.parameters < wide.metrics.parameters
 
 
 class _Stages(Progress):
@@ -94,4 +94,4 @@ def test_bits_only_variant_reuses_the_trained_student(tiny_context, tmp_path: Pa
     assert first.steps > 0 and second.steps == 0  # the second trial did not train
     assert not fp32.reuse["student_reused"] and int8.reuse["student_reused"]
     assert int8.reuse["distill_seconds_saved"] > 0
-    assert int8.train_curve == fp32.train_curve
+    assert int8.metrics.train_curve == fp32.metrics.train_curve

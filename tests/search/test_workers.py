@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 import autotune
 from autotune.search import pareto
+from autotune.search.objective import trial_status
 from autotune.store.db import session_scope
 from autotune.store.models import FrontSnapshot, TrialRecord
 from tests.helpers import spec_text
@@ -76,6 +77,11 @@ def assert_consistent(url: str, target: int, workers: int) -> optuna.Study:
         rows = TrialRecord.for_study(session, "tiny")
         measured = [t for t in study.trials if "hardware_id" in t.user_attrs]
         assert sorted(r.trial_number for r in rows) == [t.number for t in measured]
+        # Each row says what Optuna says of its trial, and only complete rows hold metrics.
+        by_number = {t.number: t for t in study.trials}
+        for row in rows:
+            assert row.status.value == trial_status(by_number[row.trial_number]), row.trial_number
+            assert bool(row.metrics) == (row.status.value == "complete"), row.trial_number
         for hardware_id in {t.user_attrs["hardware_id"] for t in measured}:
             history = FrontSnapshot.history(session, "tiny", hardware_id)
             assert [s.version for s in history] == list(range(1, len(history) + 1))
@@ -96,9 +102,10 @@ def test_four_workers_share_sixty_trials_on_postgresql(
     study = assert_consistent(pg_url, 60, 4)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 4  # all four took trials
     # Artifacts of every worker landed in the one shared store.
-    for t in study.trials:
-        if t.state == TrialState.COMPLETE:
-            assert (tmp_path / "a" / t.user_attrs["artifact"]["id"]).is_file()
+    with session_scope(pg_url) as session:
+        rows = TrialRecord.for_study(session, "tiny")
+        complete = [r for r in rows if r.status.value == "complete"]
+        assert complete and all((tmp_path / "a" / r.artifact_id).is_file() for r in complete)
 
 
 def _running_trial_of(url: str, pid: int, deadline: float) -> int:
