@@ -56,6 +56,7 @@ class StudyContext:
     hardware: dict[str, Any]
     num_labels: int
     distillation: distill_data.DistillationSet
+    label_names: tuple[str, ...] | None = None  # id -> name, when the data or spec names them
 
 
 def training_settings(spec: StudySpec) -> TrainingSettings:
@@ -143,7 +144,16 @@ def prepare_study(
         student_store=StudentStore(cache.cache_root() / "students"),
     )
     _set_training_threads(spec)
-    return StudyContext(spec, teacher, inputs, baselines, machine, splits.num_labels, distillation)
+    return StudyContext(
+        spec,
+        teacher,
+        inputs,
+        baselines,
+        machine,
+        splits.num_labels,
+        distillation,
+        splits.label_names,
+    )
 
 
 def _set_training_threads(spec: StudySpec) -> None:

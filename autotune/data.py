@@ -7,6 +7,7 @@ A spec names its dataset by hub id; a local copy in the data directory (``--data
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,17 @@ class Splits:
     validation: TokenizedSplit
     num_labels: int
     fingerprint: str  # content hash of both tokenized splits' inputs
+    label_names: tuple[str, ...] | None = None  # id -> name, when the data or spec names them
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One split as read: texts, raw label values, and the label names its source declares
+    (a hub dataset's ``ClassLabel``)."""
+
+    texts: list[str]
+    labels: list[Any]
+    declared_names: tuple[str, ...] | None = None
 
 
 def resolve_split(ds: DatasetSpec, split: str, root: Path | None) -> DataSource:
@@ -87,8 +99,8 @@ def _local(path: Path) -> DataSource:
     return DataSource(description=str(path), fingerprint=cache.hash_file(path), file=path)
 
 
-def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> tuple[list[str], np.ndarray]:
-    """Texts and integer labels of one split, validated."""
+def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> Rows:
+    """Texts and raw label values of one split, validated."""
     table = _load_table(source, split)
     columns = list(table.column_names)
     for role, name in (("text", ds.text_column), ("label", ds.label_column)):
@@ -97,7 +109,6 @@ def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> tuple[list[str
                 f"{source.description}: {role} column '{name}' not found; columns: {columns}"
             )
     texts = table[ds.text_column]
-    labels = _integer_labels(table[ds.label_column], source.description, ds.label_column)
     if len(texts) == 0:
         raise DataError(f"{source.description}: split '{split}' is empty")
     for row, text in enumerate(texts):
@@ -106,7 +117,9 @@ def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> tuple[list[str
                 f"{source.description}: row {row + 1} has an empty or non-text "
                 f"'{ds.text_column}' value ({text!r})"
             )
-    return list(texts), labels
+    feature = getattr(table, "features", {}).get(ds.label_column)
+    declared = tuple(feature.names) if getattr(feature, "names", None) else None
+    return Rows(list(texts), list(table[ds.label_column]), declared)
 
 
 def _load_table(source: DataSource, split: str) -> Any:
@@ -146,37 +159,84 @@ def _find(exc: BaseException | None, kind: type[E]) -> E | None:
     return None
 
 
-def _integer_labels(values: list[Any], where: str, column: str) -> np.ndarray:
+def label_names_of(rows: Rows, ds: DatasetSpec, where: str) -> tuple[str, ...] | None:
+    """The names of the classes, id order: the spec's ``label_names``, else the source's
+    ``ClassLabel`` names, else, for text labels, the distinct labels of this (the training)
+    split in sorted order, which is stable whatever the row order. None for unnamed ids."""
+    if ds.label_names:
+        return tuple(ds.label_names)
+    if rows.declared_names:
+        return rows.declared_names
+    if any(isinstance(value, str) for value in rows.labels):
+        _check_present(rows.labels, where, ds.label_column)
+        return tuple(sorted({str(v).strip() for v in rows.labels}))
+    return None
+
+
+def label_ids(
+    values: list[Any], names: tuple[str, ...] | None, where: str, column: str
+) -> np.ndarray:
+    """Class ids of raw label values: text labels through ``names``, integer ids as they are
+    (checked against ``names`` when the classes are named)."""
+    _check_present(values, where, column)
+    index = {name: i for i, name in enumerate(names or ())}
     labels = np.empty(len(values), dtype=np.int64)
     for row, value in enumerate(values):
-        if isinstance(value, bool) or value is None:
-            raise DataError(f"{where}: row {row + 1}: label {value!r} in '{column}' is missing")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int | np.integer) or value < 0:
-            raise DataError(
-                f"{where}: row {row + 1}: label {value!r} in '{column}' is not an integer "
-                "class id; labels must be integers 0..K-1"
-            )
-        labels[row] = value
+        if isinstance(value, str) and value.strip() in index:
+            labels[row] = index[value.strip()]
+        elif isinstance(value, int | np.integer) and 0 <= value < (len(index) or value + 1):
+            labels[row] = value
+        else:
+            raise DataError(_bad_label(value, row, where, column, names))
     return labels
+
+
+def _check_present(values: list[Any], where: str, column: str) -> None:
+    for row, value in enumerate(values):
+        if (
+            isinstance(value, bool)
+            or value is None
+            or (isinstance(value, str) and not value.strip())
+        ):
+            raise DataError(f"{where}: row {row + 1}: label {value!r} in '{column}' is missing")
+
+
+def _bad_label(value: Any, row: int, where: str, column: str, names: tuple[str, ...] | None) -> str:
+    if names:
+        allowed = ", ".join(repr(n) for n in names)
+        return (
+            f"{where}: row {row + 1}: label {value!r} in '{column}' is not one of the labels "
+            f"{allowed} (or their ids 0..{len(names) - 1})"
+        )
+    return (
+        f"{where}: row {row + 1}: label {value!r} in '{column}' is neither a class id "
+        "0..K-1 nor a label name"
+    )
 
 
 def load_splits(
     ds: DatasetSpec, tokenizer: Any, tokenizer_fingerprint: str, root: Path | None
 ) -> Splits:
-    """Both splits, tokenized (cached on disk by content hash) and checked against each other."""
-    train, train_key = _tokenized(ds, ds.train_split, tokenizer, tokenizer_fingerprint, root)
-    validation, val_key = _tokenized(
-        ds, ds.validation_split, tokenizer, tokenizer_fingerprint, root
+    """Both splits, tokenized (cached on disk by content hash) and checked against each other.
+
+    Label names come from the training split (or the spec); the validation split is read
+    through them, so a label only validation uses is an error, not a new class."""
+    train, train_key, names = _tokenized(
+        ds, ds.train_split, tokenizer, tokenizer_fingerprint, root, None
+    )
+    validation, val_key, _ = _tokenized(
+        ds, ds.validation_split, tokenizer, tokenizer_fingerprint, root, names
     )
     classes = np.unique(train.labels)
     if len(classes) < 2:
+        shown = [names[c] for c in classes] if names else classes.tolist()
         raise DataError(
-            f"split '{ds.train_split}' has a single class ({classes.tolist()}); "
+            f"split '{ds.train_split}' has a single class ({shown}); "
             "classification needs at least two"
         )
-    num_labels = int(train.labels.max()) + 1
+    num_labels = len(names) if names else int(train.labels.max()) + 1
     if validation.labels.max() >= num_labels:
         raise DataError(
             f"split '{ds.validation_split}' has label {int(validation.labels.max())}, "
@@ -185,12 +245,19 @@ def load_splits(
     if ds.max_validation_samples and len(validation) > ds.max_validation_samples:
         validation = validation.subset(np.arange(ds.max_validation_samples))
     fingerprint = cache.hash_json([train_key, val_key, ds.max_validation_samples])
-    return Splits(train, validation, num_labels, fingerprint)
+    return Splits(train, validation, num_labels, fingerprint, names)
 
 
 def _tokenized(
-    ds: DatasetSpec, split: str, tokenizer: Any, tokenizer_fingerprint: str, root: Path | None
-) -> tuple[TokenizedSplit, str]:
+    ds: DatasetSpec,
+    split: str,
+    tokenizer: Any,
+    tokenizer_fingerprint: str,
+    root: Path | None,
+    names: tuple[str, ...] | None,
+) -> tuple[TokenizedSplit, str, tuple[str, ...] | None]:
+    """One split tokenized, its cache key, and the label names (the training split finds
+    them; the validation split is given them)."""
     source = resolve_split(ds, split, root)
     key = cache.hash_json(
         [
@@ -200,20 +267,28 @@ def _tokenized(
             ds.max_length,
             split,
             tokenizer_fingerprint,
+            ds.label_names,
+            names,
         ]
     )
     target = cache.entry_dir("tokens", key)
     if (target / "split.npz").exists():
+        found = json.loads((target / "labels.json").read_text())
         with np.load(target / "split.npz") as saved:
-            return TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"]), key
-    texts, labels = read_rows(source, split, ds)
+            split_ = TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"])
+        return split_, key, tuple(found) if found else None
+    rows = read_rows(source, split, ds)
+    if names is None:
+        names = label_names_of(rows, ds, source.description)
+    labels = label_ids(rows.labels, names, source.description, ds.label_column)
     # Tokenizers split a whole text before truncating it: one 10 MB line costs 9 s and 1.7 GB.
     # No token spans more than MAX_CHARS_PER_TOKEN characters of ordinary text, so cutting
     # there first changes nothing but the cost.
     limit = ds.max_length * MAX_CHARS_PER_TOKEN
-    texts = [text[:limit] for text in texts]
+    texts = [text[:limit] for text in rows.texts]
     encoded = tokenizer(texts, truncation=True, max_length=ds.max_length)["input_ids"]
     result = TokenizedSplit.from_rows([np.asarray(r, dtype=np.int32) for r in encoded], labels)
     with cache.atomic_dir(target) as tmp:
         np.savez(tmp / "split.npz", ids=result.ids, offsets=result.offsets, labels=result.labels)
-    return result, key
+        (tmp / "labels.json").write_text(json.dumps(list(names) if names else None))
+    return result, key, names

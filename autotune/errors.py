@@ -70,6 +70,11 @@ class StudyNotFoundError(NotFoundError):
     """No study of that name in the storage."""
 
 
+class DatabaseNotFoundError(NotFoundError, StorageError):
+    """A command that only reads was pointed at a database that does not exist or holds no
+    autotune results (it is never created by reading)."""
+
+
 class TrialNotFoundError(NotFoundError):
     """The study has no measured trial of that number."""
 

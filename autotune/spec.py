@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autotune.errors import SpecError
 
@@ -66,12 +66,27 @@ class DatasetSpec(_Strict):
     validation_split: str = "validation"
     max_length: int = Field(default=64, ge=8, le=512)
     max_validation_samples: int | None = Field(default=None, ge=1)
+    # Class names in id order. Text labels are mapped through them (without them: the
+    # training split's distinct labels, sorted); integer labels are named by them.
+    label_names: list[str] | None = Field(default=None, min_length=2)
 
     @model_validator(mode="after")
     def _has_source(self) -> Self:
         if not (self.path or self.hub_id or self.local_name):
             raise ValueError("give one of 'path', 'local_name' or 'hub_id'")
         return self
+
+    @field_validator("label_names")
+    @classmethod
+    def _distinct_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        stripped = [n.strip() for n in names]
+        if any(not n for n in stripped):
+            raise ValueError("label names must not be empty")
+        if len(set(stripped)) != len(stripped):
+            raise ValueError("label names must be distinct")
+        return stripped
 
     @property
     def local_folder(self) -> str | None:

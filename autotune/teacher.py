@@ -60,11 +60,15 @@ def resolve_checkpoint(checkpoint: str, root: Path | None) -> str:
             raise TeacherError(f"teacher checkpoint {path} is not a directory")
     if _looks_like_hub_id(checkpoint):
         return checkpoint
-    hint = f"--models-dir or {MODELS_DIR_ENV}" if root is None else "`autotune teacher train`"
-    raise TeacherError(
-        f"teacher checkpoint '{checkpoint}' not found (looked in "
-        f"{', '.join(str(p) for p in looked)}); set {hint} to create it"
-    )
+    where = ", ".join(str(p) for p in looked)
+    if root is None:
+        hint = (
+            f"point --models-dir (or {MODELS_DIR_ENV}) at the folder that holds it, or make "
+            "it with: autotune teacher train SPEC --out DIR"
+        )
+    else:
+        hint = f"make it with: autotune teacher train SPEC (it saves to {root / checkpoint})"
+    raise TeacherError(f"teacher checkpoint '{checkpoint}' not found (looked in {where}); {hint}")
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -150,6 +154,33 @@ def backbone_source(backbone: str) -> str:
     return backbone
 
 
+def _classifier(auto_class: Any, source: str, splits: Any) -> Any:
+    """The backbone with a fresh head sized to the dataset's classes, and named after them.
+
+    A head of another size (a checkpoint fine-tuned on other labels) is replaced; the report
+    transformers prints about the new head's weights is expected here, so it is silenced."""
+    from transformers.utils import logging as hf_logging
+
+    names = splits.label_names
+    labels = (
+        {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+        if names
+        else {}
+    )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return auto_class.from_pretrained(
+            source,
+            num_labels=splits.num_labels,
+            attn_implementation="eager",
+            ignore_mismatched_sizes=True,
+            **labels,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def fine_tune(
     spec: Any,
     data_root: Path | None,
@@ -174,9 +205,7 @@ def fine_tune(
     splits = data.load_splits(
         spec.dataset, tokenizer, _fingerprint(source, TOKENIZER_FILES), data_root
     )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=splits.num_labels, attn_implementation="eager"
-    )
+    model = _classifier(AutoModelForSequenceClassification, source, splits)
     _check_architecture(model, source)
     train = splits.train
     if max_train_samples and max_train_samples < len(train):

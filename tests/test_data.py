@@ -86,10 +86,48 @@ def test_missing_column_names_columns_found(tmp_path: Path, tokenizer) -> None:
         _load(DatasetSpec(path=str(tmp_path)), tokenizer)
 
 
-def test_non_integer_labels(tmp_path: Path, tokenizer) -> None:
-    write_tsv(tmp_path / "train.tsv", [("good", "positive"), ("bad", "negative")])  # type: ignore[list-item]
+def test_text_labels_map_to_ids_in_sorted_order(tmp_path: Path, tokenizer) -> None:
+    rows = [("good", "positive"), ("bad", "negative"), ("fine", "positive")]
+    write_tsv(tmp_path / "train.tsv", rows)  # type: ignore[arg-type]
+    write_tsv(tmp_path / "validation.tsv", [("great", "positive"), ("awful", "negative")])  # type: ignore[list-item]
+    splits = _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+    assert splits.label_names == ("negative", "positive")
+    assert splits.train.labels.tolist() == [1, 0, 1]
+    assert splits.validation.labels.tolist() == [1, 0]
+    assert splits.num_labels == 2
+    cached = _load(DatasetSpec(path=str(tmp_path)), tokenizer)  # from the cache: same names
+    assert cached.label_names == ("negative", "positive")
+
+
+def test_text_label_only_validation_uses(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", "pos"), ("bad", "neg")])  # type: ignore[list-item]
+    write_tsv(tmp_path / "validation.tsv", [("so-so", "neutral")])  # type: ignore[list-item]
+    with pytest.raises(DataError, match=r"row 1: label 'neutral' in 'label' is not one of the "
+                       r"labels 'neg', 'pos' \(or their ids 0..1\)"):  # fmt: skip
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_spec_label_names_set_the_order_and_name_integer_ids(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", "pos"), ("bad", "neg")])  # type: ignore[list-item]
+    write_tsv(tmp_path / "validation.tsv", [("great", 0), ("awful", 1)])
+    ds = DatasetSpec(path=str(tmp_path), label_names=["pos", "neg", "meh"])
+    splits = _load(ds, tokenizer)
+    assert splits.label_names == ("pos", "neg", "meh") and splits.num_labels == 3
+    assert splits.train.labels.tolist() == [0, 1]
+    assert splits.validation.labels.tolist() == [0, 1]
+
+
+def test_integer_id_beyond_the_label_names(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("bad", 0), ("odd", 2)])
     write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
-    with pytest.raises(DataError, match=r"row 1: label 'positive' .* not an integer"):
+    with pytest.raises(DataError, match=r"row 3: label 2 in 'label' is not one of the labels"):
+        _load(DatasetSpec(path=str(tmp_path), label_names=["neg", "pos"]), tokenizer)
+
+
+def test_negative_label_id(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("bad", -1)])
+    write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
+    with pytest.raises(DataError, match=r"row 2: label -1 in 'label' is neither a class id"):
         _load(DatasetSpec(path=str(tmp_path)), tokenizer)
 
 

@@ -110,3 +110,22 @@ def test_shipped_sst2_spec_holds_the_recipe() -> None:
     assert spec.distillation.hidden_weight > 0 and spec.distillation.attention_weight > 0
     assert spec.augmentation.copies > 0
     assert spec.training.epochs > 1
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["only"], "dataset.label_names: List should have at least 2 items"),
+        (["pos", "pos"], "dataset.label_names: label names must be distinct (got ['pos', 'pos'])"),
+        (["pos", " "], "dataset.label_names: label names must not be empty"),
+        ("pos,neg", "dataset.label_names: Input should be a valid list"),
+    ],
+)
+def test_label_names_give_one_line_errors(names: object, expected: str) -> None:
+    spec = _minimal()
+    spec["dataset"] = {**spec["dataset"], "label_names": names}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, source="x.toml")
+    message = str(err.value)
+    assert message.startswith(f"x.toml: {expected}"), message
+    assert "\n" not in message

@@ -130,6 +130,13 @@ def list_(storage: Storage = None, json_output: JsonOutput = False) -> None:
     if json_output:
         console.print_json(json.dumps([s.to_json() for s in studies]))
         return
+    if not studies:
+        console.print(
+            f"no studies in {api.storage_label(storage)} yet; start one with: "
+            "autotune study run SPEC (e.g. studies/smoke.toml)",
+            highlight=False,
+        )
+        return
     table = Table(title=f"studies in {api.storage_label(storage)}")
     for column in (
         "study",

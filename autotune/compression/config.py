@@ -8,6 +8,15 @@ from typing import Any
 
 from autotune.errors import ConfigError
 
+FFN_MULTIPLE = 8  # keep FFN widths a multiple of 8: GEMM kernels prefer aligned shapes
+
+
+def ffn_width(intermediate_size: int, fraction: float) -> int:
+    """The student's FFN width: ``fraction`` of the teacher's, aligned."""
+    width = round(intermediate_size * fraction / FFN_MULTIPLE) * FFN_MULTIPLE
+    return int(min(intermediate_size, max(FFN_MULTIPLE, width)))
+
+
 BITS = (32, 8, 4)
 INT8_METHODS = ("dynamic", "qat")
 MAX_SPARSITY = 0.9

@@ -19,10 +19,8 @@ from torch import nn
 from transformers.pytorch_utils import prune_linear_layer
 
 from autotune.compression.batching import Batch
-from autotune.compression.config import CompressionConfig
+from autotune.compression.config import CompressionConfig, ffn_width
 from autotune.errors import ConfigError
-
-FFN_MULTIPLE = 8  # keep FFN widths a multiple of 8: GEMM kernels prefer aligned shapes
 
 
 @dataclass(frozen=True)
@@ -49,11 +47,6 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
 def kept_layers(total: int, keep: int) -> list[int]:
     """Evenly spaced layers ending with the top one: 6 -> 2 keeps [2, 5], 6 -> 3 keeps [1, 3, 5]."""
     return [int((k + 1) * total / keep) - 1 for k in range(keep)]
-
-
-def ffn_width(intermediate_size: int, fraction: float) -> int:
-    width = round(intermediate_size * fraction / FFN_MULTIPLE) * FFN_MULTIPLE
-    return int(min(intermediate_size, max(FFN_MULTIPLE, width)))
 
 
 def plan_student(teacher_config, config: CompressionConfig, importance: Importance) -> StudentPlan:

@@ -50,7 +50,7 @@ def create_app(
     """The dashboard for one database. With ``token``, every request must carry it (header
     ``Authorization: Bearer …``, or ``?token=…`` once, which sets a cookie)."""
     # A database at another schema stops here, saying what to run.
-    settings = api.open_storage(storage, artifacts=artifacts)
+    settings = api.open_results(storage, artifacts=artifacts)
     app = FastAPI(
         title="autotune",
         summary="Studies, Pareto fronts and trials of an autotune result database (read-only).",

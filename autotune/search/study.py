@@ -93,10 +93,14 @@ def open_study(
 
 
 def store_tokenizer(study: optuna.Study, context: StudyContext, artifact_store: Any) -> None:
-    """Keep the tokenizer with the study's artifacts so exports need no teacher directory."""
+    """Keep the tokenizer, the teacher's configuration and the class names with the study, so
+    that exports need no teacher directory and no dataset."""
     import tempfile
     from pathlib import Path
 
+    names = list(context.label_names) if context.label_names else None
+    if study.user_attrs.get("label_names") != names:
+        study.set_user_attr("label_names", names)
     if study.user_attrs.get("tokenizer_artifacts"):
         return
     with tempfile.TemporaryDirectory() as tmp:

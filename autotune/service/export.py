@@ -5,15 +5,40 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
 from autotune.cache import hash_file
+from autotune.compression.config import ffn_width
 from autotune.errors import ArtifactError, ConfigError
-from autotune.service.reads import artifact_path, open_storage
+from autotune.service.reads import artifact_path, open_results
 from autotune.service.selection import Choice, best_config
 from autotune.settings import Settings
 from autotune.store import reads as stored
 from autotune.store.reads import TrialSummary
+
+MODEL_INPUTS = ("input_ids", "attention_mask")
+STANDARD = {"", "ai.onnx"}
+ORT_SNIPPET = """\
+import onnxruntime as ort
+from transformers import AutoConfig, AutoTokenizer
+
+folder = "."  # this folder
+tokenizer = AutoTokenizer.from_pretrained(folder)
+labels = AutoConfig.from_pretrained(folder).id2label
+session = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
+inputs = tokenizer(["a gripping, beautifully acted film"], truncation=True, return_tensors="np")
+logits = session.run(["logits"], dict(inputs))[0]
+print([labels[int(i)] for i in logits.argmax(-1)])
+"""
+OPTIMUM_SNIPPET = """\
+from optimum.onnxruntime import ORTModelForSequenceClassification
+from transformers import AutoTokenizer, pipeline
+
+model = ORTModelForSequenceClassification.from_pretrained(".", file_name="model.onnx")
+tokenizer = AutoTokenizer.from_pretrained(".")
+classify = pipeline("text-classification", model=model, tokenizer=tokenizer)
+print(classify("a gripping, beautifully acted film"))
+"""
 
 
 def export_model(
@@ -22,7 +47,7 @@ def export_model(
     """Write a deployable folder: ``model.onnx``, tokenizer, ``config.json``, ``metrics.json``
     and a ``README.md`` card, for trial ``trial`` or the best under the constraints
     (``choice``: the keyword arguments of :func:`best_config`)."""
-    settings = open_storage(choice.get("storage"), artifacts=choice.get("artifacts"))
+    settings = open_results(choice.get("storage"), artifacts=choice.get("artifacts"))
     if trial is None:
         chosen = best_config(study, **(choice | {"storage": settings})).trial
     else:
@@ -34,22 +59,68 @@ def export_model(
     attrs = _study_user_attrs(settings, study)
     for name, artifact_id in attrs.get("tokenizer_artifacts", {}).items():
         shutil.copyfile(settings.artifacts / artifact_id, out / name)
-    spec = stored.study_record(settings.storage, study).spec
-    config = {
-        **attrs.get("teacher_config", {}),
-        "autotune": {
-            "study": study,
-            "trial": chosen.number,
-            "compression": chosen.config,
-            "max_length": spec["dataset"]["max_length"],
-            "inputs": ["input_ids", "attention_mask"],
-            "outputs": ["logits"],
-        },
-    }
+    max_length = stored.study_record(settings.storage, study).spec["dataset"]["max_length"]
+    _fit_tokenizer(out / "tokenizer_config.json", max_length)
+    operators = ort_only_operators(out / "model.onnx")
+    config = student_config(study, attrs, chosen, max_length, operators)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(chosen.to_json(), indent=2) + "\n")
-    (out / "README.md").write_text(model_card(study, chosen), encoding="utf-8")
+    (out / "README.md").write_text(model_card(study, chosen, config, operators), encoding="utf-8")
     return out
+
+
+def student_config(
+    study: str, attrs: dict[str, Any], trial: TrialSummary, max_length: int, operators: list[str]
+) -> dict[str, Any]:
+    """The teacher's ``config.json`` with the student's own shape and the class names, so that
+    ``AutoConfig`` describes the model in the folder."""
+    teacher = attrs.get("teacher_config", {})
+    compression = trial.compression
+    # to_diff_dict() leaves out values equal to BERT's defaults.
+    hidden = teacher.get("hidden_size", 768)
+    head_dim = hidden // teacher.get("num_attention_heads", 12)
+    config = {
+        **teacher,
+        "num_hidden_layers": compression.layers,
+        "num_attention_heads": compression.heads,
+        "head_dim": head_dim,  # pruned heads keep the teacher's size: heads x head_dim != hidden
+        "intermediate_size": ffn_width(
+            teacher.get("intermediate_size", 3072), compression.ffn_fraction
+        ),
+    }
+    if names := attrs.get("label_names"):
+        config["id2label"] = {str(i): name for i, name in enumerate(names)}
+        config["label2id"] = {name: i for i, name in enumerate(names)}
+    config["autotune"] = {
+        "study": study,
+        "trial": trial.number,
+        "compression": trial.config,
+        "max_length": max_length,
+        "inputs": list(MODEL_INPUTS),
+        "outputs": ["logits"],
+        "ort_only_operators": operators,
+    }
+    return config
+
+
+def _fit_tokenizer(path: Path, max_length: int) -> None:
+    """The tokenizer as the study used it: its length, and only the inputs the graph takes
+    (a BERT tokenizer also returns ``token_type_ids``, which the exported graph has not)."""
+    if not path.is_file():
+        return
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    settings["model_max_length"] = max_length
+    settings["model_input_names"] = list(MODEL_INPUTS)
+    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def ort_only_operators(model: Path) -> list[str]:
+    """``domain:op`` of every operator outside the ONNX standard (ONNX Runtime contrib ops,
+    such as dynamic quantization's), sorted: the graph runs in ONNX Runtime only if any."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return sorted({f"{n.domain}:{n.op_type}" for n in graph.node if n.domain not in STANDARD})
 
 
 def _complete_trial(settings: Settings, study: str, number: int) -> TrialSummary:
@@ -79,8 +150,18 @@ def _study_user_attrs(settings: Settings, study: str) -> dict:
     return optuna.load_study(study_name=study, storage=settings.storage).user_attrs
 
 
-def model_card(study: str, trial: TrialSummary) -> str:
+def model_card(
+    study: str, trial: TrialSummary, config: dict[str, Any], operators: list[str]
+) -> str:
     m, c = trial.measured, trial.compression
+    named = ", ".join(config.get("id2label", {}).values())
+    classes = named or f"{config.get('num_labels', 2)}, unnamed"
+    runtime = (
+        f"The graph uses ONNX Runtime operators ({', '.join(operators)}): run it in ONNX "
+        "Runtime, not in other ONNX engines."
+        if operators
+        else "The graph uses standard ONNX operators only."
+    )
     return (
         f"# {study} trial {trial.number}: {c.label()}\n\n"
         f"| metric | value |\n|---|---|\n"
@@ -90,5 +171,13 @@ def model_card(study: str, trial: TrialSummary) -> str:
         f"| speedup vs teacher ORT FP32 | {m.speedup_vs_teacher_ort:.2f}x |\n"
         f"| size (MB) | {m.size_mb:.1f} |\n| weight sparsity | {m.sparsity:.1%} |\n"
         f"| hardware | {trial.hardware_id} |\n\n"
-        "Run with ONNX Runtime: inputs `input_ids`, `attention_mask` (int64), output `logits`.\n"
+        f"Student: {config['num_hidden_layers']} layers, {config['num_attention_heads']} heads "
+        f"of {config['head_dim']}, FFN {config['intermediate_size']}; classes: {classes}; "
+        f"trained and measured at {config['autotune']['max_length']} tokens.\n\n"
+        f"{runtime}\n\n"
+        "## Run it with ONNX Runtime\n\n```python\n"
+        f"{ORT_SNIPPET}```\n\n"
+        "## Or with Optimum and a transformers pipeline\n\n"
+        "optimum-onnx needs transformers 4.x: install it in its own environment.\n\n```python\n"
+        f"{OPTIMUM_SNIPPET}```\n"
     )

@@ -20,18 +20,27 @@ from autotune.store.reads import FrontView, StudyOverview, TrialSummary
 
 
 def open_storage(storage: str | Settings | None = None, **where: Any) -> Settings:
-    """Resolved settings whose database is checked to be at this autotune's schema."""
+    """Resolved settings whose database is at this autotune's schema; an empty database is
+    initialised. For the commands that create studies."""
     settings = Settings.resolve(storage, **where)
     db.ensure_current(settings.storage)
     return settings
 
 
+def open_results(storage: str | Settings | None = None, **where: Any) -> Settings:
+    """Resolved settings of a database that already holds autotune's results, checked to be
+    at this autotune's schema. Reading never creates a database: a missing one is refused."""
+    settings = Settings.resolve(storage, **where)
+    db.ensure_current(settings.storage, create=False)
+    return settings
+
+
 def list_studies(storage: str | Settings | None = None) -> list[StudyOverview]:
-    return stored.all_studies(open_storage(storage).storage)
+    return stored.all_studies(open_results(storage).storage)
 
 
 def study_trials(study: str, storage: str | Settings | None = None) -> list[TrialSummary]:
-    return stored.trials(open_storage(storage).storage, study)
+    return stored.trials(open_results(storage).storage, study)
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class StudyInfo:
 
 
 def study_info(study: str, storage: str | Settings | None = None) -> StudyInfo:
-    url = open_storage(storage).storage
+    url = open_results(storage).storage
     record = stored.study_record(url, study)
     return StudyInfo(
         overview=stored.overview(url, record),
@@ -65,7 +74,7 @@ def study_info(study: str, storage: str | Settings | None = None) -> StudyInfo:
 
 def check_study(study: str, storage: str | Settings | None = None) -> None:
     """Raise :class:`StudyNotFoundError` naming the studies there, unless ``study`` exists."""
-    stored.study_record(open_storage(storage).storage, study)
+    stored.study_record(open_results(storage).storage, study)
 
 
 def pick_hardware(url: str, study: str, hardware: str | None) -> str:
@@ -82,7 +91,7 @@ def pareto_front(
     study: str, storage: str | Settings | None = None, hardware: str | None = None
 ) -> FrontView:
     """The latest stored feasible Pareto front of ``study`` on one machine."""
-    url = open_storage(storage).storage
+    url = open_results(storage).storage
     hardware_id = pick_hardware(url, study, hardware)
     view = stored.front(url, study, hardware_id)
     return FrontView(**{**view.__dict__, "baselines": stored.baselines(url, study, hardware_id)})
@@ -135,7 +144,7 @@ def running_trials(study: str, storage: str | Settings | None = None) -> int:
 def trial_detail(study: str, number: int, storage: str | Settings | None = None) -> TrialDetail:
     from optuna.storages import RetryFailedTrialCallback
 
-    url = open_storage(storage).storage
+    url = open_results(storage).storage
     summary = stored.trial(url, study, number)
     reader = _optuna_reader(url)
     frozen = reader.get_trial(
@@ -232,4 +241,5 @@ def upgrade_database(storage: str | None = None) -> tuple[str | None, str]:
 def database_revision(storage: str | None = None) -> tuple[str | None, str]:
     """(the database's autotune schema revision, this autotune's head revision)."""
     url = db.storage_url(storage)
+    db.check_exists(url)
     return db.current_revision(url), db.head_revision()

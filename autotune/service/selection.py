@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 
 from autotune.compression.config import CompressionConfig
 from autotune.errors import ConfigError, NoFeasibleConfigError
-from autotune.service.reads import artifact_path, open_storage, pick_hardware
+from autotune.service.reads import artifact_path, open_results, pick_hardware
 from autotune.settings import Settings
 from autotune.store import reads as stored
 from autotune.store.reads import TrialSummary
@@ -68,7 +68,7 @@ def best_config(
     """
     if prefer not in PREFERENCES:
         raise ConfigError(f"prefer={prefer!r}; allowed: 'accuracy', 'latency'")
-    settings = open_storage(storage, artifacts=artifacts)
+    settings = open_results(storage, artifacts=artifacts)
     hardware_id = pick_hardware(settings.storage, study, hardware)
     done = [
         t

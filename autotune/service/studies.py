@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from autotune.errors import ConfigError
 from autotune.progress import Progress
-from autotune.service.reads import open_storage
+from autotune.service.reads import open_results, open_storage
 from autotune.service.trials import as_spec
 from autotune.settings import Settings, Where
 from autotune.spec import StudySpec
@@ -155,7 +155,7 @@ def run_worker(
     study has its ``n_trials``, or this worker ran ``max_trials``."""
     from autotune.search import worker
 
-    settings = open_storage(storage, **where)
+    settings = open_results(storage, **where)
     place = worker.Place(settings, settings.artifact_store(), progress)
     callbacks = _callbacks(on_progress, settings.storage, None)
     joined = worker.join_study(study, place, max_trials, timeout, callbacks)

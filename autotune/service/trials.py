@@ -120,13 +120,29 @@ def train_teacher(
 ) -> tuple[Path, dict[str, Any]]:
     """Fine-tune the spec's backbone and save it where the spec's checkpoint name resolves."""
     spec = as_spec(spec)
-    root = locations.models_dir(models_dir)
-    if out_dir is None:
-        if root is None:
-            raise ConfigError(
-                f"say where to save the teacher: --out, --models-dir or {locations.MODELS_DIR_ENV}"
-            )
-        out_dir = root / spec.teacher.checkpoint
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else _teacher_destination(spec, models_dir)
     log = teacher.fine_tune(spec, locations.data_dir(data_dir), out, max_train_samples, progress)
     return out, log
+
+
+def _teacher_destination(spec: StudySpec, models_dir: str | Path | None) -> Path:
+    """Where the spec's checkpoint name resolves: the path itself when absolute, else under
+    the models folder. A teacher already there is not overwritten without ``--out``."""
+    checkpoint = Path(spec.teacher.checkpoint).expanduser()
+    root = locations.models_dir(models_dir)
+    if checkpoint.is_absolute():
+        out = checkpoint
+    elif root is not None:
+        out = root / spec.teacher.checkpoint
+    else:
+        raise ConfigError(
+            f"say where to save the teacher '{spec.teacher.checkpoint}': --out DIR, "
+            f"--models-dir DIR or {locations.MODELS_DIR_ENV} (or an absolute "
+            "teacher.checkpoint in the spec)"
+        )
+    if (out / "config.json").exists():
+        raise ConfigError(
+            f"a teacher already exists at {out}; delete it first, or save this one elsewhere "
+            "with --out DIR"
+        )
+    return out

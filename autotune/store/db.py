@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from autotune.errors import SchemaOutOfDateError, StorageError, one_line
+from autotune.errors import DatabaseNotFoundError, SchemaOutOfDateError, StorageError, one_line
 from autotune.store.retry import is_transient
 
 STORAGE_ENV = "AUTOTUNE_STORAGE"
@@ -48,6 +48,11 @@ _quiet_alembic()
 def storage_url(explicit: str | None = None) -> str:
     """``--storage``, else ``$AUTOTUNE_STORAGE``, else the SQLite file ``autotune.db``."""
     url = explicit or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    if "://" not in url:
+        raise StorageError(
+            f"storage '{url}' is not a database URL; did you mean 'sqlite:///{url}'? "
+            "(PostgreSQL: postgresql://user@host/db)"
+        )
     # SQLAlchemy's default PostgreSQL driver is psycopg2; autotune ships psycopg 3.
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -97,7 +102,35 @@ def session_scope(url: str) -> Iterator[Session]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return one_line(getattr(exc, "orig", None) or exc, first_line_only=True)
+    text = one_line(getattr(exc, "orig", None) or exc, first_line_only=True)
+    if "readonly database" in text:
+        return f"permission denied ({text}): the file or its folder is not writable"
+    if "unable to open database file" in text:
+        return f"{text}: check that its folder exists and is writable"
+    return text
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def check_exists(url: str) -> None:
+    """Refuse a SQLite file that is not there: connecting would create it."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise DatabaseNotFoundError(
+            f"no database file '{path}' (--storage '{redact(url)}'); check the name, or start "
+            f"a study there: autotune study run SPEC --storage '{redact(url)}'"
+        )
 
 
 def check_reachable(url: str) -> None:
@@ -177,17 +210,26 @@ def upgrade_optuna(url: str) -> None:
         _quiet_alembic()
 
 
-def ensure_current(url: str) -> None:
+def ensure_current(url: str, create: bool = True) -> None:
     """Raise :class:`SchemaOutOfDateError` unless autotune's tables are at the head revision.
 
     An empty database is initialised (both schemas) instead: there is nothing to migrate.
+    With ``create=False`` (commands that only read) a missing or empty database is refused
+    instead, and nothing is written.
     """
+    if not create:
+        check_exists(url)
     revision = current_revision(url)
     head = HEAD_REVISION
     if revision == head:
         return
     tables = [t for t in inspect(engine_for(url)).get_table_names() if t.startswith("autotune_")]
     if revision is None and not tables:
+        if not create:
+            raise DatabaseNotFoundError(
+                f"database '{redact(url)}' holds no autotune results yet; start a study "
+                f"there: autotune study run SPEC --storage '{redact(url)}'"
+            )
         upgrade(url)
         return
     raise SchemaOutOfDateError(

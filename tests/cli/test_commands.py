@@ -127,3 +127,55 @@ def test_study_create_then_list(tiny_spec: Path, tmp_path: Path) -> None:
     )
     listed = json.loads(run("study", "list", "--json", storage=url).stdout)
     assert [(s["name"], s["complete"]) for s in listed] == [("tiny", 0)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("study", "list"),
+        ("study", "show", "tiny"),
+        ("pareto", "tiny"),
+        ("best", "tiny"),
+        ("export", "tiny", "--out", "OUT"),
+        ("db", "current"),
+        ("worker", "tiny", "--quiet"),
+        ("dashboard", "--port", "1"),
+    ],
+)
+def test_commands_that_read_never_create_a_database(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    typo = tmp_path / "autotun.db"
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    proc = run(*args, storage=f"sqlite:///{typo}")
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: no database file '{typo}' (--storage 'sqlite:///{typo}'); check the name, "
+        f"or start a study there: autotune study run SPEC --storage 'sqlite:///{typo}'"
+    ]
+    assert not typo.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_database_is_not_initialised_by_reading(pg_url: str) -> None:
+    proc = run("study", "list", storage=pg_url)
+    assert proc.returncode != 0
+    assert "holds no autotune results yet; start a study there" in proc.stderr
+    assert db.current_revision(pg_url) is None
+
+
+def test_empty_study_list_says_how_to_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert run("db", "upgrade", storage=url).returncode == 0
+    listed = run("study", "list", storage=url)
+    assert_light(listed)
+    assert "no studies in" in listed.stdout
+    assert "start one with: autotune study run SPEC" in " ".join(listed.stdout.split())
+
+
+def test_a_path_as_storage_suggests_its_sqlite_url() -> None:
+    proc = run("study", "list", storage="autotune.db")
+    assert proc.returncode != 0
+    assert "error: storage 'autotune.db' is not a database URL; did you mean " in proc.stderr
+    assert "'sqlite:///autotune.db'?" in proc.stderr

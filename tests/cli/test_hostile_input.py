@@ -125,14 +125,17 @@ CASES: dict[str, Case] = {
     "option: unknown option": (lambda tmp, t: _run(tmp, t, "--turbo"), "No such option: --turbo"),
     "option: worker of an unknown study": (
         lambda tmp, t: ["worker", "nope", "--storage", f"sqlite:///{tmp / 'h.db'}"],
-        "no study named 'nope'",
+        "h.db' (--storage 'sqlite:///",
     ),
     "option: --artifacts an s3:// URL": (
         lambda tmp, t: _run(tmp, t, "--artifacts", "s3://bucket/models"),
         "artifacts 's3:/bucket/models': object-store URLs are not supported",
     ),
     # storage URLs
-    "storage: not a URL": (_with_storage("not-a-url"), "invalid storage URL 'not-a-url'"),
+    "storage: not a URL": (
+        _with_storage("not-a-url"),
+        "storage 'not-a-url' is not a database URL; did you mean 'sqlite:///not-a-url'?",
+    ),
     "storage: unknown driver": (
         _with_storage("oracle+nodriver://u@h/db"),
         "invalid storage URL 'oracle+nodriver://u@h/db'",

@@ -154,12 +154,22 @@ def test_teacher_train_makes_a_loadable_teacher(tiny_spec: Path, tmp_path: Path)
     assert (out / "training_log.json").is_file()
 
 
-def test_teacher_train_needs_a_destination(tiny_spec: Path) -> None:
-    proc = autotune("teacher", "train", str(tiny_spec), unset=("AUTOTUNE_MODELS_DIR",))
+def test_teacher_train_needs_a_destination(tiny_data: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "named.toml"
+    spec.write_text(spec_text(tiny_data, Path("my-teacher")))  # a name, not a folder
+    proc = autotune("teacher", "train", str(spec), unset=("AUTOTUNE_MODELS_DIR",))
     assert proc.returncode == 1
     assert (
-        "say where to save the teacher: --out, --models-dir or AUTOTUNE_MODELS_DIR" in proc.stderr
-    )
+        "say where to save the teacher 'my-teacher': --out DIR, --models-dir DIR or "
+        "AUTOTUNE_MODELS_DIR (or an absolute teacher.checkpoint in the spec)"
+    ) in " ".join(proc.stderr.split())
+
+
+def test_teacher_train_never_overwrites_the_spec_teacher(tiny_spec: Path) -> None:
+    """tiny_spec names its teacher by absolute path: the default destination, already there."""
+    proc = autotune("teacher", "train", str(tiny_spec))
+    assert proc.returncode == 1
+    assert "a teacher already exists at" in proc.stderr and "--out DIR" in proc.stderr
 
 
 def test_trial_run_uses_the_spec_recipe(

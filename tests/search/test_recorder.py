@@ -43,9 +43,7 @@ def _trial(state: TrialState, **attrs: str):
 
 def test_sync_settles_rows_from_optunas_states(url: str, tiny_spec: Path) -> None:
     db.upgrade(url)
-    study = optuna.create_study(
-        storage=url, study_name="tiny", directions=["maximize", "minimize"]
-    )
+    study = optuna.create_study(storage=url, study_name="tiny", directions=["maximize", "minimize"])
     study.add_trial(_trial(TrialState.COMPLETE, hardware_id=MACHINE))  # 0: row written, kept
     study.add_trial(_trial(TrialState.FAIL, hardware_id=MACHINE))  # 1: died after its row
     study.add_trial(_trial(TrialState.FAIL, hardware_id=MACHINE))  # 2: died before any row
@@ -71,9 +69,7 @@ def test_sync_settles_rows_from_optunas_states(url: str, tiny_spec: Path) -> Non
 
 def test_callback_settles_a_trial_optuna_failed(url: str, tiny_spec: Path) -> None:
     db.upgrade(url)
-    study = optuna.create_study(
-        storage=url, study_name="tiny", directions=["maximize", "minimize"]
-    )
+    study = optuna.create_study(storage=url, study_name="tiny", directions=["maximize", "minimize"])
     study.add_trial(_trial(TrialState.FAIL, hardware_id=MACHINE, failure="ValueError: nan"))
     with db.session_scope(url) as session:
         HardwareRecord.ensure(session, {"id": MACHINE})
