@@ -109,3 +109,12 @@ class LatencyConstraintError(AutotuneError):
         )
         self.latency_ms = latency_ms
         self.max_latency_ms = max_latency_ms
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: the running trial (if any) is stored as failed and discarded;
+    running the same command resumes the study."""
+
+    def __init__(self, trial: int | None) -> None:
+        super().__init__(trial)
+        self.trial = trial

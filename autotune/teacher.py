@@ -198,6 +198,8 @@ def fine_tune(
     from autotune.compression.export import export_onnx
 
     source = backbone_source(spec.teacher.backbone)
+    if progress is not None:
+        progress.stage("load data")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:
@@ -219,10 +221,14 @@ def fine_tune(
     )
     started = time.perf_counter()
     on_step = progress.step if progress is not None else None
+    if progress is not None:
+        progress.stage("fine-tune")
     curve = distill(model, train, settings, pad_id=tokenizer.pad_token_id or 0, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if progress is not None:
+        progress.stage("evaluate")
     onnx_path = export_onnx(model, out_dir / "teacher.onnx")
     accuracy = evaluate_onnx(onnx_path, splits.validation).accuracy
     onnx_path.unlink()

@@ -69,5 +69,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    if code == 130:  # Typer turns Ctrl-C into exit status 130, silently
+        console_err.print("[yellow]interrupted[/]")
     if isinstance(code, int) and code:
         sys.exit(code)

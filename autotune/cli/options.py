@@ -49,6 +49,14 @@ Hardware = Annotated[
     typer.Option("--hardware", help="Hardware fingerprint id (default: this machine's)."),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print stable JSON (see README).")]
+JsonLog = Annotated[
+    bool,
+    typer.Option(
+        "--json-log",
+        help="One JSON object per line on stdout for each stage and finished trial, instead "
+        "of progress bars (plain lines are the default when stdout is not a terminal).",
+    ),
+]
 MaxLatency = Annotated[
     float | None, typer.Option("--max-latency-ms", min=0.0, help="Latency budget in ms.")
 ]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from autotune import api
@@ -18,6 +15,7 @@ from autotune.cli.options import (
     WHERE,
     Hardware,
     Heartbeat,
+    JsonLog,
     JsonOutput,
     SpecPath,
     Storage,
@@ -25,45 +23,10 @@ from autotune.cli.options import (
     TotalTrials,
     with_options,
 )
-from autotune.cli.output import RichProgress, console, console_err, front_table
+from autotune.cli.output import RichProgress, console, front_table
+from autotune.cli.study_progress import study_progress
 
 app = typer.Typer(help="Run and inspect studies.", no_args_is_help=True)
-
-
-class StudyProgress:
-    """Trials done, front size, best speedup at the accuracy constraint, ETA."""
-
-    def __init__(self, bar: Progress, task) -> None:
-        self.bar, self.task = bar, task
-
-    def __call__(self, state: api.StudyState) -> None:
-        self.bar.update(
-            self.task,
-            completed=state.finished,
-            description=f"trials  front {state.front_size}  best {state.best_speedup:.1f}x",
-        )
-
-
-def trials_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console_err,
-        transient=True,  # an error leaves its one line, not a half-drawn bar
-    )
-
-
-@contextlib.contextmanager
-def study_progress(total: int | None) -> Iterator[tuple[RichProgress, StudyProgress]]:
-    """The preparation stages, then a trials bar fed by the returned progress callback."""
-    with RichProgress() as prep:
-        bar = trials_bar()
-        callback = StudyProgress(bar, bar.add_task("trials", total=total))
-        with bar:
-            yield prep, callback
 
 
 @app.command("run")
@@ -80,6 +43,7 @@ def run(
     ] = 1,
     storage: Storage = None,
     heartbeat: Heartbeat = None,
+    json_log: JsonLog = False,
     *,
     where: dict[str, Any],
 ) -> None:
@@ -87,7 +51,10 @@ def run(
     loaded = api.load_spec(spec)
     target = trials or loaded.search.n_trials
     started = time.perf_counter()
-    with study_progress(target) as (prep, callback):
+    with study_progress(loaded.name, storage or loaded.storage, target, json_log) as (
+        prep,
+        callback,
+    ):
         state = api.run_study(
             loaded,
             storage,

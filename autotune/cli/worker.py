@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from autotune import api
-from autotune.cli.options import WHERE, Heartbeat, Storage, Timeout, with_options
+from autotune.cli.options import WHERE, Heartbeat, JsonLog, Storage, Timeout, with_options
 from autotune.cli.output import console
-from autotune.cli.study import study_progress
+from autotune.cli.study_progress import reports_interrupt, study_progress
 
 
 @with_options("where", WHERE)
@@ -22,6 +22,7 @@ def worker(
     timeout: Timeout = None,
     heartbeat: Heartbeat = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    json_log: JsonLog = False,
     *,
     where: dict[str, Any],
 ) -> None:
@@ -30,9 +31,10 @@ def worker(
     Start one per machine, or several: Optuna's storage hands each its own trials.
     """
     if quiet:
-        api.run_worker(study, storage, trials, timeout, heartbeat=heartbeat, **where)
+        with reports_interrupt():
+            api.run_worker(study, storage, trials, timeout, heartbeat=heartbeat, **where)
         return
-    with study_progress(None) as (prep, callback):
+    with study_progress(study, storage, None, json_log) as (prep, callback):
         state = api.run_worker(
             study,
             storage,

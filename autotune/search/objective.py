@@ -26,10 +26,12 @@ from autotune.compression.config import EvalResult, TrialMetrics
 from autotune.compression.pipeline import run_trial
 from autotune.context import StudyContext
 from autotune.errors import LatencyConstraintError, one_line
+from autotune.progress import Progress
 from autotune.search.space import suggest_config
 from autotune.store import trials
 from autotune.store.models import TrialRecord, TrialStatus
 
+INTERRUPTED = "interrupted (Ctrl-C); the trial was discarded"
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
 
 
@@ -44,15 +46,35 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class TrialStages(Progress):
+    """A trial's stages and training steps, reported as ``trial N: stage``."""
+
+    def __init__(self, progress: Progress, number: int) -> None:
+        self.progress, self.number = progress, number
+
+    def stage(self, name: str) -> None:
+        self.progress.stage(f"trial {self.number}: {name}")
+
+    def step(self, done: int, total: int) -> None:
+        self.progress.step(done, total)
+
+
 class Objective:
     def __init__(
-        self, context: StudyContext, artifact_store: Any, work_dir: Path, url: str
+        self,
+        context: StudyContext,
+        artifact_store: Any,
+        work_dir: Path,
+        url: str,
+        progress: Progress | None = None,
     ) -> None:
         self.context = context
         self.spec = context.spec
         self.artifact_store = artifact_store
         self.work_dir = work_dir
         self.url = url
+        self.progress = progress or Progress()
+        self.interrupted: int | None = None  # the trial Ctrl-C stopped, if any
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         # First, so that even a trial failing in `suggest` is recorded against this machine.
@@ -68,15 +90,18 @@ class Objective:
             )
             config = chosen.to_dict()
             trial.set_user_attr("config", config)
-            result = run_trial(self.context.inputs, chosen, out)
+            stages = TrialStages(self.progress, trial.number)
+            result = run_trial(self.context.inputs, chosen, out, stages)
             measured = self._store(trial, result, started)
         except LatencyConstraintError as exc:
             trial.set_user_attr("stopped", str(exc))
             trial.set_constraint("max_latency_ms", exc.latency_ms - exc.max_latency_ms)
             self._record(trial, TrialStatus.stopped, config, started, reason=str(exc))
             raise optuna.TrialPruned(str(exc)) from None
-        except Exception as exc:
-            reason = failure_reason(exc)
+        except (Exception, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self.interrupted = trial.number
+            reason = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else failure_reason(exc)
             trial.set_user_attr("failure", reason)
             self._record_failure(trial, config, started, reason)
             raise

@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune.compression.config import CompressionConfig
 from autotune.context import StudyContext
+from autotune.errors import StudyInterrupted
 from autotune.progress import Progress
 from autotune.search.heartbeat import heartbeat_seconds
 from autotune.search.objective import Objective, worker_id
@@ -138,6 +139,9 @@ def work(
                     catch=(Exception,),
                     callbacks=[recorder, guard, *(callbacks or [])],
                 )
+            except KeyboardInterrupt:
+                # Optuna has stored the running trial as failed, and the objective its row.
+                raise StudyInterrupted(objective.interrupted) from None
             except UpdateFinishedTrialError:
                 # Our heartbeats were late (the machine stalled) and another worker declared
                 # the trial dead; its retry runs the same configuration again.
@@ -172,7 +176,7 @@ def _run(
     context = _with_probe_cache(context, place.url)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
-        objective = Objective(context, place.artifact_store, Path(tmp), place.url)
+        objective = Objective(context, place.artifact_store, Path(tmp), place.url, place.progress)
         work(study, objective, recorder, target, place.heartbeat, timeout, max_trials, callbacks)
 
 
