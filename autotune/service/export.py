@@ -60,13 +60,22 @@ def export_model(
     for name, artifact_id in attrs.get("tokenizer_artifacts", {}).items():
         shutil.copyfile(settings.artifacts / artifact_id, out / name)
     max_length = stored.study_record(settings.storage, study).spec["dataset"]["max_length"]
+    describe_folder(out, study, chosen, attrs, max_length)
+    (out / "metrics.json").write_text(json.dumps(chosen.to_json(), indent=2) + "\n")
+    return out
+
+
+def describe_folder(
+    out: Path, study: str, trial: TrialSummary, attrs: dict[str, Any], max_length: int
+) -> None:
+    """Around ``model.onnx`` and the tokenizer files already in ``out``: the tokenizer fitted
+    to the study, the student's ``config.json`` and the ``README.md`` card. ``attrs`` holds
+    ``teacher_config`` and ``label_names`` (a study's Optuna attributes)."""
     _fit_tokenizer(out / "tokenizer_config.json", max_length)
     operators = ort_only_operators(out / "model.onnx")
-    config = student_config(study, attrs, chosen, max_length, operators)
+    config = student_config(study, attrs, trial, max_length, operators)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps(chosen.to_json(), indent=2) + "\n")
-    (out / "README.md").write_text(model_card(study, chosen, config, operators), encoding="utf-8")
-    return out
+    (out / "README.md").write_text(model_card(study, trial, config, operators), encoding="utf-8")
 
 
 def student_config(
@@ -93,7 +102,7 @@ def student_config(
         config["label2id"] = {name: i for i, name in enumerate(names)}
     config["autotune"] = {
         "study": study,
-        "trial": trial.number,
+        "trial": trial.number if trial.number >= 0 else None,  # None: from `trial run`
         "compression": trial.config,
         "max_length": max_length,
         "inputs": list(MODEL_INPUTS),
@@ -154,6 +163,7 @@ def model_card(
     study: str, trial: TrialSummary, config: dict[str, Any], operators: list[str]
 ) -> str:
     m, c = trial.measured, trial.compression
+    heading = f"trial {trial.number}" if trial.number >= 0 else "trial run"
     named = ", ".join(config.get("id2label", {}).values())
     classes = named or f"{config.get('num_labels', 2)}, unnamed"
     runtime = (
@@ -163,7 +173,7 @@ def model_card(
         else "The graph uses standard ONNX operators only."
     )
     return (
-        f"# {study} trial {trial.number}: {c.label()}\n\n"
+        f"# {study} {heading}: {c.label()}\n\n"
         f"| metric | value |\n|---|---|\n"
         f"| accuracy | {m.accuracy:.4f} |\n| macro-F1 | {m.macro_f1:.4f} |\n"
         f"| latency (ms, batch 1) | {m.latency_ms:.2f} |\n"

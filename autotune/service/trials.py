@@ -107,7 +107,29 @@ def run_one_trial(
     values = default_config(context.spec, context.teacher.model.config) | overrides
     config = CompressionConfig.from_dict(values)
     result = run_trial(context.inputs, config, Path(out_dir), progress)
+    _make_loadable(Path(out_dir), context, result)
     return TrialReport(result, context.baselines, context.hardware)
+
+
+def _make_loadable(out: Path, context: StudyContext, result: EvalResult) -> None:
+    """The folder ``export`` writes: tokenizer, the student's config and the card beside the
+    model and ``metrics.json`` (whose keys stay ``EvalResult.to_dict()``'s)."""
+    from autotune.service.export import describe_folder
+    from autotune.store.reads import TrialSummary
+
+    context.teacher.tokenizer.save_pretrained(out)
+    trial = TrialSummary(
+        number=-1,  # not a study's trial
+        status="complete",
+        config=result.config.to_dict(),
+        metrics=result.metrics.to_json(),
+        hardware_id=context.hardware["id"],
+    )
+    attrs = {
+        "teacher_config": context.teacher.model.config.to_diff_dict(),
+        "label_names": list(context.label_names) if context.label_names else None,
+    }
+    describe_folder(out, context.spec.name, trial, attrs, context.spec.dataset.max_length)
 
 
 def train_teacher(

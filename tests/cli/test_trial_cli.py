@@ -40,6 +40,14 @@ def test_trial_run_prints_table_and_writes_outputs(tiny_spec: Path, tmp_path: Pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["layers"] == 2 and metrics["config"]["temperature"] == 3.0
     assert (out / "model.onnx").stat().st_size > 0
+    # The same loadable folder as `export`: the student's config, the study's tokenizer.
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(out)
+    assert (config.num_hidden_layers, config.num_attention_heads) == (2, 4)
+    assert config.autotune["trial"] is None and config.autotune["max_length"] == 16
+    assert set(AutoTokenizer.from_pretrained(out)("a film")) == {"input_ids", "attention_mask"}
+    assert (out / "README.md").read_text().startswith("# tiny trial run: L2-H4-F1-S0-INT8")
 
 
 def test_trial_run_json(tiny_spec: Path, tmp_path: Path) -> None:
@@ -107,10 +115,10 @@ BAD_INPUTS = {
         [],
         "text column 'sentence' not found; columns: ['review', 'label']",
     ),
-    "non-integer labels": (
-        lambda p, t: _spec(p, t, _data(p, [("good", "pos"), ("bad", "neg")])),
+    "negative label id": (
+        lambda p, t: _spec(p, t, _data(p, [("good", 1), ("bad", -1)])),
         [],
-        "label 'pos' in 'label' is not an integer class id",
+        "label -1 in 'label' is neither a class id 0..K-1 nor a label name",
     ),
     "empty split": (
         lambda p, t: _spec(p, t, _data(p, [])),
