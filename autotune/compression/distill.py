@@ -29,7 +29,8 @@ from autotune.compression.layer_distill import (
 from autotune.compression.sparsity import GradualMagnitudeSparsity
 from autotune.errors import ConfigError
 
-LOG_EVERY = 25
+LOG_EVERY = 25  # steps per curve point on long runs
+CURVE_POINTS = 50  # short runs log more often, so that even they draw a curve
 
 StepCallback = Callable[[int, int], None]
 
@@ -178,11 +179,12 @@ class _Progress:
         self.on_step = on_step
         self.curve: list[tuple[int, float]] = []
         self.running: list[float] = []
+        self.every = max(1, min(LOG_EVERY, total // CURVE_POINTS))
 
     def step(self, loss: float) -> None:
         self.done += 1
         self.running.append(loss)
-        if self.done % LOG_EVERY == 0 or self.done == self.total:
+        if self.done % self.every == 0 or self.done == self.total:
             self.curve.append((self.done, float(np.mean(self.running))))
             self.running.clear()
         if self.on_step is not None:

@@ -60,6 +60,7 @@ def create_app(
     )
     app.state.settings = settings
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["metric"] = format_metric
     if token:
         _require_token(app, token)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -206,3 +207,26 @@ def _api_routes(app: FastAPI) -> None:
     def importance(name: str) -> dict[str, dict[str, float]]:
         """Optuna's parameter importance for each objective."""
         return api.param_importance(name, settings())
+
+
+def format_metric(value: Any, key: str) -> str:
+    """A stored metric as people read it: units, sensible digits, stage times as a list."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {format_metric(v, '_s')}" for k, v in value.items())
+    if not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("_ms"):
+        return f"{value:.2f} ms"
+    if key.startswith("speedup"):
+        return f"{value:.2f}x"
+    if key.endswith("_mb"):
+        return f"{value:,.1f} MB"
+    if key.endswith("_s") or key.endswith("seconds_saved"):
+        return f"{value:,.1f} s"
+    if key == "sparsity":
+        return f"{value:.1%}"
+    if key == "parameters":
+        return f"{value:,}"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -122,3 +122,53 @@ def test_user_strings_are_escaped(browser, serve, filled_db, tmp_path) -> None:
         with session_scope(filled_db.url) as session:
             session.delete(StudyRecord.find(session, hostile))
             TrialRecord.find(session, "tiny", failed.trial_number).reason = original
+
+
+def test_plots_explain_themselves(browser, serve, filled_db) -> None:
+    """Depth has a legend, trial axes count whole trials, titles sit clear of the toolbar,
+    importance says when it has too few trials, a trial's metrics carry units, and a short
+    run's loss curve is drawn with markers."""
+    base = serve(create_app(filled_db.url, filled_db.artifacts))
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/studies/tiny")
+    page.wait_for_selector("#front-plot .scatterlayer .point")
+    page.wait_for_selector("#importance-plot .gtitle")
+
+    legend = page.evaluate(
+        "() => document.getElementById('front-plot')._fullData"
+        ".filter(t => t.meta === 'legend').map(t => t.name)"
+    )
+    depths = {m.compression.layers for m in autotune.pareto_front("tiny", filled_db.url).members}
+    assert legend == [f"{d} layer{'s' if d > 1 else ''}" for d in sorted(depths)]
+    ticks = page.eval_on_selector_all(
+        "#hypervolume-plot .xtick text", "els => els.map(e => e.textContent)"
+    )
+    assert ticks and all(t.replace(",", "").isdigit() for t in ticks), ticks
+    for plot in ("front-plot", "hypervolume-plot", "importance-plot"):
+        title = page.locator(f"#{plot} .gtitle").bounding_box()
+        bar = page.locator(f"#{plot} .modebar").bounding_box()
+        if bar is not None:  # the toolbar shows on hover; its box is known either way
+            assert title["x"] + title["width"] < bar["x"], plot
+    assert "too few to trust" in (page.locator("#importance-plot .gtitle").text_content() or "")
+
+    complete = [
+        t for t in autotune.api.study_trials("tiny", filled_db.url) if t.status == "complete"
+    ]
+    page.goto(f"{base}/studies/tiny/trials/{complete[0].number}")
+    page.wait_for_selector("#curve-plot .scatterlayer .point")
+    metrics = dict(
+        zip(
+            page.locator("#metrics th").all_inner_texts(),
+            page.locator("#metrics td").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert metrics["latency_ms"].endswith(" ms") and metrics["size_mb"].endswith(" MB")
+    assert metrics["speedup_vs_teacher_pytorch"].endswith("x")
+    assert metrics["stage_seconds"].startswith("build ") and "{" not in metrics["stage_seconds"]
+    assert len(metrics["accuracy"].split(".")[1]) == 4
+    points = page.locator("#curve-plot .scatterlayer .point").count()
+    assert points == len(complete[0].metrics["train_curve"]) >= 2
+    assert not errors, errors

@@ -5,6 +5,10 @@
 
 const autotune = (() => {
   const POLL_MS = 5000;
+  const FEW_TRIALS = 20;  // below this, parameter importance is mostly noise
+  // Titles on the left, where Plotly's toolbar (top right) does not cover them.
+  const TITLE_LEFT = { x: 0.01, xanchor: "left" };
+  const PLOT_CONFIG = { responsive: true, displaylogo: false };
   const BIT_COLORS = { 32: "#2563eb", 8: "#16a34a", 4: "#d97706" };
   const DEPTH_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star",
     "hexagon", "pentagon", "triangle-down", "hourglass", "bowtie"];
@@ -124,6 +128,16 @@ const autotune = (() => {
           symbol: pts.map((t) => DEPTH_SYMBOLS[(t.config.layers - 1) % DEPTH_SYMBOLS.length]) },
       });
     }
+    // Legend-only entries: what each marker shape means.
+    const depths = [...new Set(front.members.map((m) => m.config.layers))].sort((a, b) => a - b);
+    for (const d of depths) {
+      traces.push({
+        name: `${d} layer${d === 1 ? "" : "s"}`, type: "scatter", mode: "markers", meta: "legend",
+        x: [null], y: [null], hoverinfo: "skip", legendgroup: "depth",
+        legendgrouptitle: { text: "marker: depth" },
+        marker: { color: "#9ca3af", size: 10, symbol: DEPTH_SYMBOLS[(d - 1) % DEPTH_SYMBOLS.length] },
+      });
+    }
     const base = front.baselines || {};
     const teacher = [
       ["teacher PyTorch FP32", base.pytorch_fp32_ms, base.accuracy],
@@ -150,11 +164,11 @@ const autotune = (() => {
     }
     const layout = {
       title: { text: `${esc(study)}: Pareto front on ${esc(front.hardware_id)} ` +
-        `(colour: bit width, marker: depth)` },
+        `(colour: bit width, marker: depth)`, ...TITLE_LEFT },
       xaxis: { title: { text: xKey === "latency_ms" ? "latency (ms, batch 1)" :
         "speedup vs teacher PyTorch FP32" }, type: xKey === "latency_ms" ? "log" : "linear" },
       yaxis: { title: { text: "accuracy (ONNX Runtime, validation)" } },
-      shapes, hovermode: "closest", margin: { t: 50 },
+      shapes, hovermode: "closest", margin: { t: 60 },
     };
     return { traces, layout };
   }
@@ -232,7 +246,7 @@ const autotune = (() => {
       const front = await getJSON(`${base}/front${query}`);
       const fig = frontFigure(study, front, trials, limits, xSelect.value);
       const plot = document.getElementById("front-plot");
-      await Plotly.react(plot, fig.traces, fig.layout, { responsive: true });
+      await Plotly.react(plot, fig.traces, fig.layout, PLOT_CONFIG);
       if (!plot.dataset.bound) {
         plot.dataset.bound = "1";
         plot.on("plotly_click", (event) => {
@@ -246,8 +260,10 @@ const autotune = (() => {
       await Plotly.react("hypervolume-plot", [{
         x: history.map((h) => h.trials_seen), y: history.map((h) => h.hypervolume),
         mode: "lines+markers", line: { shape: "hv" }, name: "hypervolume",
-      }], { title: { text: "hypervolume of the front over trials" },
-        xaxis: { title: { text: "finished trials" } }, margin: { t: 40 } }, { responsive: true });
+      }], { title: { text: "hypervolume of the front over trials", ...TITLE_LEFT },
+        xaxis: { title: { text: "finished trials" }, tickformat: "d",
+          dtick: Math.max(1, Math.ceil(Math.max(...history.map((h) => h.trials_seen), 1) / 10)) },
+        margin: { t: 60 } }, PLOT_CONFIG);
     }
 
     async function refresh() {
@@ -270,18 +286,22 @@ const autotune = (() => {
     xSelect.onchange = draw;
     hwSelect.onchange = draw;
     await refresh();
-    importance(base);
+    importance(base, trials.filter((t) => t.status === "complete").length);
   }
 
-  async function importance(base) {
+  async function importance(base, complete) {
     const target = document.getElementById("importance-plot");
     try {
       const data = await getJSON(`${base}/importance`);
       const traces = Object.entries(data).map(([objective, values]) => ({
         type: "bar", name: objective, x: Object.keys(values), y: Object.values(values),
       }));
-      await Plotly.react(target, traces, { title: { text: "parameter importance (Optuna)" },
-        barmode: "group", margin: { t: 40 } }, { responsive: true });
+      const caveat = complete < FEW_TRIALS
+        ? `<br><sub>from ${complete} complete trials: too few to trust, read it after ` +
+          `${FEW_TRIALS} or more</sub>` : "";
+      await Plotly.react(target, traces, {
+        title: { text: `parameter importance (Optuna)${caveat}`, ...TITLE_LEFT },
+        barmode: "group", margin: { t: caveat ? 80 : 60 } }, PLOT_CONFIG);
     } catch (error) {
       target.textContent = `parameter importance: ${error.message}`;
     }
@@ -293,9 +313,9 @@ const autotune = (() => {
     if (!curve || !curve.length) return;
     const steps = curve.map((p, i) => (Array.isArray(p) ? p[0] : p.step ?? i));
     const losses = curve.map((p) => (Array.isArray(p) ? p[1] : p.loss ?? p));
-    Plotly.newPlot("curve-plot", [{ x: steps, y: losses, mode: "lines", name: "loss" }],
-      { title: { text: "distillation loss" }, xaxis: { title: { text: "step" } },
-        margin: { t: 40 } }, { responsive: true });
+    Plotly.newPlot("curve-plot", [{ x: steps, y: losses, mode: "lines+markers", name: "loss" }],
+      { title: { text: "distillation loss", ...TITLE_LEFT }, xaxis: { title: { text: "step" } },
+        margin: { t: 60 } }, PLOT_CONFIG);
   }
 
   async function comparePage(a, b) {
