@@ -76,7 +76,12 @@ def resolve_split(ds: DatasetSpec, split: str, root: Path | None) -> DataSource:
             hub_id=ds.hub_id,
             hub_config=ds.hub_config,
         )
-    hint = f"set --data-dir or {DATA_DIR_ENV}" if root is None else f"looked for {looked}"
+    if root is None:
+        hint = f"set --data-dir or {DATA_DIR_ENV} to the folder holding '{ds.local_folder}/'"
+    elif not root.is_dir():
+        hint = f"the data directory {root} does not exist"
+    else:
+        hint = f"looked for {looked}"
     raise DataError(f"dataset '{ds.local_folder}' split '{split}' not found ({hint})")
 
 
@@ -145,7 +150,15 @@ def _load_table(source: DataSource, split: str) -> Any:
         if "corresponds to no data" in str(exc):  # a file with a header and no rows
             raise DataError(f"{source.description}: split '{split}' is empty") from None
         reason = one_line(exc, first_line_only=True)
-        raise DataError(f"{source.description}: cannot load split '{split}': {reason}") from None
+        hint = (
+            "; give a local copy instead: dataset.path in the spec (a folder of "
+            f"{split}.csv/.tsv/.jsonl/.parquet files), or --data-dir ({DATA_DIR_ENV})"
+            if source.file is None
+            else ""
+        )
+        raise DataError(
+            f"{source.description}: cannot load split '{split}': {reason}{hint}"
+        ) from None
 
 
 def _find(exc: BaseException | None, kind: type[E]) -> E | None:

@@ -66,6 +66,8 @@ def resolve_checkpoint(checkpoint: str, root: Path | None) -> str:
             f"point --models-dir (or {MODELS_DIR_ENV}) at the folder that holds it, or make "
             "it with: autotune teacher train SPEC --out DIR"
         )
+    elif not root.is_dir():
+        hint = f"the models directory {root} does not exist (--models-dir / {MODELS_DIR_ENV})"
     else:
         hint = f"make it with: autotune teacher train SPEC (it saves to {root / checkpoint})"
     raise TeacherError(f"teacher checkpoint '{checkpoint}' not found (looked in {where}); {hint}")

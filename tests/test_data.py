@@ -171,3 +171,21 @@ def test_jsonl_with_missing_label(tmp_path: Path, tokenizer) -> None:
     write_tsv(tmp_path / "validation.tsv", sentences(2, 2))
     with pytest.raises(DataError, match="row 2: label None in 'label' is missing"):
         _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def test_hub_failure_points_at_a_local_copy(tmp_path: Path, tokenizer, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    ds = DatasetSpec(hub_id="nobody/no-such-dataset")
+    with pytest.raises(DataError) as err:
+        _load(ds, tokenizer, tmp_path)
+    message = str(err.value)
+    assert message.startswith("hub nobody/no-such-dataset; no local copy in ")
+    assert "give a local copy instead: dataset.path in the spec" in message
+    assert "--data-dir (AUTOTUNE_DATA_DIR)" in message
+
+
+def test_missing_data_directory_is_named(tmp_path: Path, tokenizer) -> None:
+    ds = DatasetSpec(local_name="reviews")
+    with pytest.raises(DataError, match=r"the data directory .*nowhere does not exist"):
+        _load(ds, tokenizer, tmp_path / "nowhere")

@@ -54,3 +54,13 @@ def test_wrong_architecture(tmp_path: Path, tiny_teacher: Path) -> None:
             (path / name).write_bytes((tiny_teacher / name).read_bytes())
     with pytest.raises(TeacherError, match="is a 'gpt2' model; autotune supports BERT-style"):
         load_teacher(str(path))
+
+
+def test_missing_models_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match=r"the models directory .*nowhere does not exist"):
+        load_teacher("my-teacher", tmp_path / "nowhere")
+
+
+def test_missing_teacher_says_how_to_make_it(tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match=r"make it with: autotune teacher train SPEC \(it "):
+        load_teacher("my-teacher", tmp_path)
