@@ -6,8 +6,10 @@ A checkpoint is named by a directory, a folder under the models directory (``--m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,22 +158,33 @@ def backbone_source(backbone: str) -> str:
     return backbone
 
 
-def _classifier(auto_class: Any, source: str, splits: Any) -> Any:
-    """The backbone with a fresh head sized to the dataset's classes, and named after them.
-
-    A head of another size (a checkpoint fine-tuned on other labels) is replaced; the report
-    transformers prints about the new head's weights is expected here, so it is silenced."""
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No transformers warnings or tqdm bars: autotune reports its own stages. A head of
+    another size being replaced is expected when fine-tuning, not news."""
     from transformers.utils import logging as hf_logging
 
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _classifier(auto_class: Any, source: str, splits: Any) -> Any:
+    """The backbone with a fresh head sized to the dataset's classes, and named after them (a
+    head of another size, from a checkpoint fine-tuned on other labels, is replaced)."""
     names = splits.label_names
     labels = (
         {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
         if names
         else {}
     )
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with _quiet_transformers():
         return auto_class.from_pretrained(
             source,
             num_labels=splits.num_labels,
@@ -179,8 +192,6 @@ def _classifier(auto_class: Any, source: str, splits: Any) -> Any:
             ignore_mismatched_sizes=True,
             **labels,
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def fine_tune(
@@ -227,8 +238,9 @@ def fine_tune(
         progress.stage("fine-tune")
     curve = distill(model, train, settings, pad_id=tokenizer.pad_token_id or 0, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    with _quiet_transformers():
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
     if progress is not None:
         progress.stage("evaluate")
     onnx_path = export_onnx(model, out_dir / "teacher.onnx")

@@ -27,16 +27,20 @@ Emit = Callable[[str], None]
 
 
 class Eta:
-    """Seconds left: the time per trial finished since this run began (by any worker),
-    times the trials left."""
+    """Seconds left: the time per trial finished since this run's first trial began (by any
+    worker), times the trials left. Preparation is not a trial: the clock starts after it."""
 
     def __init__(self, first: int) -> None:
-        self.started = time.monotonic()
+        self.started: float | None = None
         self.first = first  # trials already finished when this run began
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
 
     def seconds(self, finished: int, target: int | None) -> float | None:
         done_here = finished - self.first
-        if not target or done_here <= 0:
+        if not target or done_here <= 0 or self.started is None:
             return None
         mean = (time.monotonic() - self.started) / done_here
         return mean * max(target - finished, 0)
@@ -99,6 +103,21 @@ class PlainStages(PipelineProgress):
                   if self.as_json else f"{stamp} {name}")  # fmt: skip
 
 
+class TrialClock(PipelineProgress):
+    """Passes stages and steps on, and starts the ETA's clock at the first trial's stage."""
+
+    def __init__(self, inner: PipelineProgress, eta: Eta) -> None:
+        self.inner, self.eta = inner, eta
+
+    def stage(self, name: str) -> None:
+        if name.startswith("trial "):
+            self.eta.start()
+        self.inner.stage(name)
+
+    def step(self, done: int, total: int) -> None:
+        self.inner.step(done, total)
+
+
 class StudyProgress:
     """The trials bar in a terminal, and the finished-trial lines everywhere."""
 
@@ -143,13 +162,15 @@ def study_progress(
     with reports_interrupt():
         if json_log or not console_err.is_terminal:
             log = TrialLog(study, storage, _stdout_line, json_log)
-            yield PlainStages(_stdout_line, json_log), StudyProgress(log, target)
+            progress = StudyProgress(log, target)
+            yield TrialClock(PlainStages(_stdout_line, json_log), progress.eta), progress
             return
         with RichProgress() as prep:
             bar = trials_bar()
             log = TrialLog(study, storage, lambda text: bar.console.print(text), False)
             with bar:
-                yield prep, StudyProgress(log, target, bar)
+                progress = StudyProgress(log, target, bar)
+                yield TrialClock(prep, progress.eta), progress
 
 
 @contextlib.contextmanager
