@@ -85,6 +85,15 @@ def _with_storage(url: str) -> Callable[[Path, Path], list[str]]:
     return make
 
 
+def _read_only_database(tmp: Path, teacher: Path) -> list[str]:
+    """An existing, current database opened read-only (file permissions do not stop root)."""
+    from autotune.store import db
+
+    db.upgrade(f"sqlite:///{tmp / 'ro.db'}")
+    url = f"sqlite:///file:{tmp / 'ro.db'}?mode=ro&uri=true"
+    return ["study", "run", str(_spec(tmp, teacher)), "--storage", url]
+
+
 HEADER = b"sentence\tlabel\n"
 ROWS = b"".join(f"{t}\t{label}\n".encode() for t, label in sentences(16, 1))
 
@@ -143,6 +152,10 @@ CASES: dict[str, Case] = {
     "storage: unreachable server, password hidden": (
         _with_storage("postgresql://user:hunter2@127.0.0.1:1/db"),
         "cannot reach database 'postgresql+psycopg://user:***@127.0.0.1:1/db'",
+    ),
+    "storage: read-only database": (
+        _read_only_database,
+        "permission denied (attempt to write a readonly database)",
     ),
     "storage: SQLite under a file": (
         lambda tmp, t: _with_storage(f"sqlite:///{tmp / 'spec.toml' / 'x.db'}")(tmp, t),
