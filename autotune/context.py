@@ -102,7 +102,7 @@ def prepare_study(
     splits = data.load_splits(
         spec.dataset, teacher.tokenizer, teacher.tokenizer_fingerprint, data_root
     )
-    check_labels(teacher, splits.num_labels)
+    check_labels(teacher, splits.num_labels, splits.label_names)
     train, subset_key = _train_subset(spec, splits.train)
     pad_id = teacher.tokenizer.pad_token_id or 0
     progress.stage("reference models")

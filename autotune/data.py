@@ -240,7 +240,7 @@ def load_splits(
         ds, ds.train_split, tokenizer, tokenizer_fingerprint, root, None
     )
     validation, val_key, _ = _tokenized(
-        ds, ds.validation_split, tokenizer, tokenizer_fingerprint, root, names
+        ds, ds.validation_split, tokenizer, tokenizer_fingerprint, root, names, find_names=False
     )
     classes = np.unique(train.labels)
     if len(classes) < 2:
@@ -268,9 +268,10 @@ def _tokenized(
     tokenizer_fingerprint: str,
     root: Path | None,
     names: tuple[str, ...] | None,
+    find_names: bool = True,
 ) -> tuple[TokenizedSplit, str, tuple[str, ...] | None]:
     """One split tokenized, its cache key, and the label names (the training split finds
-    them; the validation split is given them)."""
+    them; the validation split is given them, and unnamed classes stay unnamed)."""
     source = resolve_split(ds, split, root)
     key = cache.hash_json(
         [
@@ -291,7 +292,7 @@ def _tokenized(
             split_ = TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"])
         return split_, key, tuple(found) if found else None
     rows = read_rows(source, split, ds)
-    if names is None:
+    if names is None and find_names:
         names = label_names_of(rows, ds, source.description)
     labels = label_ids(rows.labels, names, source.description, ds.label_column)
     # Tokenizers split a whole text before truncating it: one 10 MB line costs 9 s and 1.7 GB.

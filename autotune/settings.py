@@ -84,10 +84,24 @@ def artifacts_dir(storage: str, explicit: str | Path | None = None) -> Path:
                 "and give its folder (see docs/operations.md)"
             )
         return Path(value)
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        database = Path(storage.removeprefix("sqlite:///"))
+    database = sqlite_path(storage)
+    if database is not None:
         return database.with_name(database.name + ".artifacts")
     return Path("autotune-artifacts")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, also in its URI form (``sqlite:///file:x.db?mode=ro&uri=true``);
+    None for other databases and in-memory SQLite. Parsed by hand: no SQLAlchemy import on
+    the CLI's start-up path."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path, _, query = url.removeprefix("sqlite:///").partition("?")
+    if "uri=true" in query.split("&"):
+        path = path.removeprefix("file:")
+    if path in ("", ":memory:") or "mode=memory" in query:
+        return None
+    return Path(path)
 
 
 def _absolute(path: Path | None) -> Path | None:

@@ -134,12 +134,30 @@ def _check_architecture(model: Any, source: str) -> None:
         ) from None
 
 
-def check_labels(teacher: Teacher, num_labels: int) -> None:
+def check_labels(teacher: Teacher, num_labels: int, names: tuple[str, ...] | None = None) -> None:
+    """The teacher predicts the dataset's classes, and, where both name them, in the same
+    order: otherwise its logits would train and score students against permuted labels."""
     if teacher.num_labels != num_labels:
         raise TeacherError(
             f"teacher '{teacher.source}' predicts {teacher.num_labels} labels but the dataset "
             f"has {num_labels} (labels 0..{num_labels - 1})"
         )
+    own = teacher_label_names(teacher)
+    if names and own and own != names:
+        raise TeacherError(
+            f"teacher '{teacher.source}' names its classes {list(own)} (ids 0..{len(own) - 1}) "
+            f"but the dataset's are {list(names)}; give dataset.label_names in the teacher's "
+            "order, or train a teacher on this data with: autotune teacher train SPEC"
+        )
+
+
+def teacher_label_names(teacher: Teacher) -> tuple[str, ...] | None:
+    """The teacher's class names in id order; None for transformers' defaults (LABEL_0...)."""
+    id2label = getattr(teacher.model.config, "id2label", None) or {}
+    names = tuple(str(id2label[i]) for i in sorted(id2label))
+    if not names or all(name == f"LABEL_{i}" for i, name in enumerate(names)):
+        return None
+    return names
 
 
 def _fingerprint(source: str, names: tuple[str, ...]) -> str:

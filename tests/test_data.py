@@ -189,3 +189,10 @@ def test_missing_data_directory_is_named(tmp_path: Path, tokenizer) -> None:
     ds = DatasetSpec(local_name="reviews")
     with pytest.raises(DataError, match=r"the data directory .*nowhere does not exist"):
         _load(ds, tokenizer, tmp_path / "nowhere")
+
+
+def test_validation_text_labels_when_training_has_ids(tmp_path: Path, tokenizer) -> None:
+    write_tsv(tmp_path / "train.tsv", [("good", 1), ("bad", 0)])
+    write_tsv(tmp_path / "validation.tsv", [("great", "pos")])  # type: ignore[list-item]
+    with pytest.raises(DataError, match=r"label 'pos' in 'label' is neither a class id"):
+        _load(DatasetSpec(path=str(tmp_path)), tokenizer)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,15 @@ def test_missing_models_directory_is_named(tmp_path: Path) -> None:
 def test_missing_teacher_says_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(TeacherError, match=r"make it with: autotune teacher train SPEC \(it "):
         load_teacher("my-teacher", tmp_path)
+
+
+def test_teacher_naming_its_classes_in_another_order(tmp_path: Path) -> None:
+    path = make_tiny_teacher(tmp_path / "named")
+    config = json.loads((path / "config.json").read_text())
+    config |= {"id2label": {"0": "pos", "1": "neg"}, "label2id": {"pos": 0, "neg": 1}}
+    (path / "config.json").write_text(json.dumps(config))
+    teacher = load_teacher(str(path))
+    check_labels(teacher, 2, ("pos", "neg"))  # the same order: fine
+    check_labels(teacher, 2, None)  # integer labels without names: nothing to compare
+    with pytest.raises(TeacherError, match=r"names its classes \['pos', 'neg'\] .* dataset's"):
+        check_labels(teacher, 2, ("neg", "pos"))

@@ -53,7 +53,8 @@ JsonLog = Annotated[
     bool,
     typer.Option(
         "--json-log",
-        help="One JSON object per line on stdout for each stage and finished trial, instead "
+        help="One JSON object per line on stdout for each stage and finished trial, then a "
+        "final 'done' object, instead "
         "of progress bars (plain lines are the default when stdout is not a terminal).",
     ),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,9 +67,12 @@ def run(
             heartbeat=heartbeat,
             **where,
         )
+    seconds = time.perf_counter() - started
+    if json_log:  # every line JSON, to the end: the front is `autotune pareto NAME --json`
+        print(json.dumps({"event": "done", **asdict(state), "seconds": seconds}), flush=True)
+        return
     console.print(
-        f"study [bold]{loaded.name}[/]: {state.total} trials in storage "
-        f"({time.perf_counter() - started:.0f}s this run)"
+        f"study [bold]{loaded.name}[/]: {state.total} trials in storage ({seconds:.0f}s this run)"
     )
     console.print(front_table(api.pareto_front(loaded.name, storage or loaded.storage)))
 

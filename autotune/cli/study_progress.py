@@ -30,13 +30,12 @@ class Eta:
     """Seconds left: the time per trial finished since this run's first trial began (by any
     worker), times the trials left. Preparation is not a trial: the clock starts after it."""
 
-    def __init__(self, first: int) -> None:
+    def __init__(self) -> None:
         self.started: float | None = None
-        self.first = first  # trials already finished when this run began
+        self.first = 0  # trials already finished when the clock started
 
-    def start(self) -> None:
-        if self.started is None:
-            self.started = time.monotonic()
+    def start(self, finished: int) -> None:
+        self.started, self.first = time.monotonic(), finished
 
     def seconds(self, finished: int, target: int | None) -> float | None:
         done_here = finished - self.first
@@ -55,7 +54,13 @@ class TrialLog:
 
     def __init__(self, study: str, storage: str | None, emit: Emit, as_json: bool) -> None:
         self.study, self.storage, self.emit, self.as_json = study, storage, emit, as_json
-        self.logged = {t.number for t in self._rows()}  # earlier runs' trials are not news
+        self.logged: set[int] = set()
+
+    def snapshot(self) -> int:
+        """Mark the trials finished so far (earlier runs' are not news); how many there are.
+        Taken when trials start, after a resumed study has settled its interrupted ones."""
+        self.logged = {t.number for t in self._rows()}
+        return len(self.logged)
 
     def _rows(self) -> list[api.TrialSummary]:
         try:
@@ -104,14 +109,14 @@ class PlainStages(PipelineProgress):
 
 
 class TrialClock(PipelineProgress):
-    """Passes stages and steps on, and starts the ETA's clock at the first trial's stage."""
+    """Passes stages and steps on; the first trial's stage starts the study's clock."""
 
-    def __init__(self, inner: PipelineProgress, eta: Eta) -> None:
-        self.inner, self.eta = inner, eta
+    def __init__(self, inner: PipelineProgress, study: StudyProgress) -> None:
+        self.inner, self.study = inner, study
 
     def stage(self, name: str) -> None:
         if name.startswith("trial "):
-            self.eta.start()
+            self.study.begin()
         self.inner.stage(name)
 
     def step(self, done: int, total: int) -> None:
@@ -122,11 +127,17 @@ class StudyProgress:
     """The trials bar in a terminal, and the finished-trial lines everywhere."""
 
     def __init__(self, log: TrialLog, target: int | None, bar: Progress | None = None) -> None:
-        self.log, self.target, self.bar = log, target, bar
-        self.eta = Eta(first=len(log.logged))
+        self.log, self.target, self.bar, self.eta = log, target, bar, Eta()
         self.task = bar.add_task("trials", total=target, eta="-:--:--") if bar else None
 
+    def begin(self) -> None:
+        """Trials start: earlier trials are known, and the ETA's clock runs from here. (With
+        ``--workers N`` trials run in other processes: the first poll begins.)"""
+        if self.eta.started is None:
+            self.eta.start(self.log.snapshot())
+
     def __call__(self, state: api.StudyState) -> None:
+        self.begin()
         left = self.eta.seconds(state.finished, self.target)
         if self.bar is not None and self.task is not None:
             self.bar.update(
@@ -163,14 +174,14 @@ def study_progress(
         if json_log or not console_err.is_terminal:
             log = TrialLog(study, storage, _stdout_line, json_log)
             progress = StudyProgress(log, target)
-            yield TrialClock(PlainStages(_stdout_line, json_log), progress.eta), progress
+            yield TrialClock(PlainStages(_stdout_line, json_log), progress), progress
             return
         with RichProgress() as prep:
             bar = trials_bar()
             log = TrialLog(study, storage, lambda text: bar.console.print(text), False)
             with bar:
                 progress = StudyProgress(log, target, bar)
-                yield TrialClock(prep, progress.eta), progress
+                yield TrialClock(prep, progress), progress
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune import cache
 from autotune.context import StudyContext
+from autotune.errors import ConfigError
 from autotune.search.objective import METRIC_NAMES
 from autotune.search.storage import optuna_storage
 from autotune.spec import StudySpec
@@ -99,8 +100,14 @@ def store_tokenizer(study: optuna.Study, context: StudyContext, artifact_store: 
     from pathlib import Path
 
     names = list(context.label_names) if context.label_names else None
-    if study.user_attrs.get("label_names") != names:
+    if "label_names" not in study.user_attrs:
         study.set_user_attr("label_names", names)
+    elif study.user_attrs["label_names"] != names:
+        # Its trials were measured under the stored names: relabelling them would be wrong.
+        raise ConfigError(
+            f"study '{study.study_name}' was run with labels {study.user_attrs['label_names']}, "
+            f"but this data gives {names}; use the same data, or another study name"
+        )
     if study.user_attrs.get("tokenizer_artifacts"):
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@ whose worker stopped sending heartbeats, so that Optuna's retry callback re-runs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -140,7 +141,10 @@ def work(
                     callbacks=[recorder, guard, *(callbacks or [])],
                 )
             except KeyboardInterrupt:
-                # Optuna has stored the running trial as failed, and the objective its row.
+                # Optuna has stored the running trial as failed; settle its row (Ctrl-C may
+                # land after the objective wrote it as complete), as far as time allows.
+                with contextlib.suppress(Exception):
+                    recorder.sync(study)
                 raise StudyInterrupted(objective.interrupted) from None
             except UpdateFinishedTrialError:
                 # Our heartbeats were late (the machine stalled) and another worker declared

@@ -133,7 +133,7 @@ def running_trials(study: str, storage: str | Settings | None = None) -> int:
     """Trials running now, on any worker (from Optuna's table)."""
     from optuna.trial import TrialState
 
-    reader = _optuna_reader(Settings.resolve(storage).storage)
+    reader = _optuna_reader(open_results(storage).storage)
     try:
         study_id = reader.get_study_id_from_name(study)
     except KeyError:
@@ -167,7 +167,7 @@ def trial_detail(study: str, number: int, storage: str | Settings | None = None)
 
 def hardware_info(study: str, storage: str | Settings | None = None) -> dict[str, dict[str, Any]]:
     """Fingerprints (CPU, ISA, runtimes) of every machine that measured ``study``."""
-    url = Settings.resolve(storage).storage
+    url = open_results(storage).storage
     return stored.hardware_info(url, stored.hardware_ids(url, study))
 
 
@@ -177,7 +177,7 @@ def param_importance(
     """Optuna's parameter importance (its default evaluator) for each objective."""
     import optuna
 
-    url = Settings.resolve(storage).storage
+    url = open_results(storage).storage
     loaded = optuna.load_study(study_name=study, storage=_optuna_reader(url))
     names = loaded.metric_names or [f"objective {i}" for i in range(len(loaded.directions))]
     out: dict[str, dict[str, float]] = {}
@@ -209,7 +209,7 @@ def artifact_file(
     artifacts: str | Path | None = None,
 ) -> Path:
     """The model file of a trial, guaranteed to lie inside the artifact store."""
-    settings = Settings.resolve(storage, artifacts=artifacts)
+    settings = open_results(storage, artifacts=artifacts)
     summary = stored.trial(settings.storage, study, number)
     root = settings.artifacts.resolve()
     path = artifact_path(settings, summary)

@@ -110,22 +110,11 @@ def _first_line(exc: BaseException) -> str:
     return text
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
 def check_exists(url: str) -> None:
     """Refuse a SQLite file that is not there: connecting would create it."""
-    path = sqlite_file(url)
+    from autotune.settings import sqlite_path
+
+    path = sqlite_path(url)
     if path is not None and not path.is_file():
         raise DatabaseNotFoundError(
             f"no database file '{path}' (--storage '{redact(url)}'); check the name, or start "

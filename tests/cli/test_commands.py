@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import autotune
+from autotune.errors import DatabaseNotFoundError
 from autotune.store import db
 from tests.conftest import FilledDatabase
 
@@ -179,3 +180,18 @@ def test_a_path_as_storage_suggests_its_sqlite_url() -> None:
     assert proc.returncode != 0
     assert "error: storage 'autotune.db' is not a database URL; did you mean " in proc.stderr
     assert "'sqlite:///autotune.db'?" in proc.stderr
+
+
+def test_reading_through_a_read_only_sqlite_uri(filled_db: FilledDatabase) -> None:
+    path = filled_db.url.removeprefix("sqlite:///")
+    listed = run("study", "list", "--json", storage=f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert_light(listed)
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["tiny"]
+
+
+def test_library_reads_never_create_a_database(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    for read in (autotune.api.param_importance, autotune.api.hardware_info):
+        with pytest.raises(DatabaseNotFoundError, match="no database file"):
+            read("tiny", f"sqlite:///{typo}")
+    assert not typo.exists()

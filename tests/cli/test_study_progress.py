@@ -66,12 +66,8 @@ def test_json_log_is_one_object_per_line(
         _command(spec, url, "--json-log"), capture_output=True, text=True, env=_env()
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    events = []
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            events.append(json.loads(line))
-        else:
-            break  # the final front table follows the log
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line, to the end
+    assert events[-1]["event"] == "done" and events[-1]["complete"] + events[-1]["stopped"] == 3
     trials = [e for e in events if e["event"] == "trial"]
     assert [e["finished"] for e in trials] == [1, 2, 3]
     assert {e["status"] for e in trials} <= {"complete", "stopped", "failed"}

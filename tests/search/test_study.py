@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 import autotune
 from autotune.compression.evaluate import evaluate_onnx
 from autotune.errors import (
+    ConfigError,
     NoFeasibleConfigError,
     SchemaOutOfDateError,
     SpecError,
@@ -268,3 +269,22 @@ def test_study_opens_in_optuna_dashboard(tmp_path: Path, tiny_teacher, tiny_data
     assert len(detail["trials"]) == 2
     assert detail["objective_names"] == ["accuracy", "latency_ms"]
     assert len(detail["best_trials"]) >= 1
+
+
+def test_resuming_on_data_with_other_labels_is_refused(tmp_path: Path, tiny_teacher) -> None:
+    """Same spec, another copy of the data whose text labels differ: the stored trials were
+    measured under the first names, so the study refuses to relabel them."""
+    from tests.helpers import sentences, write_tsv
+
+    for folder, names in (("d1", ("neg", "pos")), ("d2", ("bad", "good"))):
+        for split, seed in (("train", 1), ("validation", 2)):
+            rows = [(text, names[label]) for text, label in sentences(32, seed)]
+            write_tsv(tmp_path / folder / "rev" / f"{split}.tsv", rows)  # type: ignore[arg-type]
+    spec = tmp_path / "rev.toml"
+    spec.write_text(
+        spec_text(tmp_path, tiny_teacher, dataset='local_name = "rev"\nmax_length = 16')
+    )
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    autotune.api.create_study(spec, storage, data_dir=tmp_path / "d1", artifacts=tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"was run with labels \['neg', 'pos'\], but this data"):
+        autotune.api.create_study(spec, storage, data_dir=tmp_path / "d2", artifacts=tmp_path / "a")
