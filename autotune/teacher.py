@@ -107,15 +107,13 @@ def _check_directory(path: Path) -> None:
 
 def _load(source: str) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source, attn_implementation="eager"
-        )
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        with _quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, attn_implementation="eager"
+            )
+            tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:
         reason = one_line(exc, first_line_only=True)
         raise TeacherError(f"cannot load teacher '{source}': {reason}") from None

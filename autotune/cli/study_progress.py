@@ -55,6 +55,7 @@ class TrialLog:
     def __init__(self, study: str, storage: str | None, emit: Emit, as_json: bool) -> None:
         self.study, self.storage, self.emit, self.as_json = study, storage, emit, as_json
         self.logged: set[int] = set()
+        self.seen_finished = -1  # rows are read again only when this count moves
 
     def snapshot(self) -> int:
         """Mark the trials finished so far (earlier runs' are not news); how many there are.
@@ -69,6 +70,10 @@ class TrialLog:
             return []  # the study (or its database) is made by this run
 
     def __call__(self, state: api.StudyState, target: int | None, eta: float | None) -> None:
+        # With --workers N this runs every second: read the rows only when a trial finished.
+        if state.finished == self.seen_finished:
+            return
+        self.seen_finished = state.finished
         for trial in self._rows():
             if trial.number not in self.logged:
                 self.logged.add(trial.number)
