@@ -9,6 +9,7 @@ that ``import autotune.api`` costs almost nothing and reading results never impo
   ``pareto``, ``db``, the dashboard)
 - ``service.selection``: the best trial under constraints (``best``)
 - ``service.export``: a deployable folder (``export``)
+- ``service.remeasure``: a study's models measured on this machine, no training (``remeasure``)
 - ``settings``: where a study lives (database, artifacts, data, teachers, heartbeat)
 """
 
@@ -55,6 +56,7 @@ _HOMES = {
     ),
     "autotune.service.selection": ("BestConfig", "best_config"),
     "autotune.service.export": ("export_model",),
+    "autotune.service.remeasure": ("RemeasureReport", "remeasure"),
     "autotune.settings": ("Settings",),
     "autotune.compression.config": ("CompressionConfig", "TrialMetrics"),
     "autotune.spec": ("StudySpec", "load_spec"),
@@ -66,6 +68,7 @@ __all__ = [
     "CompressionConfig",
     "FrontView",
     "OnProgress",
+    "RemeasureReport",
     "Settings",
     "StudyInfo",
     "StudyOverview",
@@ -91,6 +94,7 @@ __all__ = [
     "pareto_front",
     "parse_overrides",
     "prepare",
+    "remeasure",
     "run_one_trial",
     "run_study",
     "run_worker",
@@ -127,6 +131,7 @@ if TYPE_CHECKING:
         trial_detail,
         upgrade_database,
     )
+    from autotune.service.remeasure import RemeasureReport, remeasure
     from autotune.service.selection import (
         BestConfig,
         best_config,

@@ -14,7 +14,7 @@ import numpy as np
 
 from autotune import cache, data, distill_data, hardware
 from autotune.compression import export, quantize
-from autotune.compression.batching import TokenizedSplit, train_batches
+from autotune.compression.batching import BASE_INPUTS, TokenizedSplit, train_batches
 from autotune.compression.config import TRAIN_THREADS_ENV, LatencySettings, TrainingSettings
 from autotune.compression.evaluate import evaluate_onnx
 from autotune.compression.latency import measure_interleaved, measure_torch_interleaved
@@ -45,6 +45,10 @@ class Baselines:
     @property
     def pytorch_over_reference(self) -> float:
         return self.pytorch_fp32_ms / self.ort_fp32_ms
+
+    def stored(self, reference: Path, num_labels: int) -> dict[str, Any]:
+        """As the database keeps them, with the reference file's size and the class count."""
+        return {**asdict(self), "size_mb": reference.stat().st_size / 1e6, "num_labels": num_labels}
 
 
 @dataclass(frozen=True)
@@ -77,15 +81,62 @@ def training_settings(spec: StudySpec) -> TrainingSettings:
     )
 
 
-def latency_settings(spec: StudySpec, sequence_length: int | None = None) -> LatencySettings:
+def latency_settings(
+    spec: StudySpec, sequence_length: int | None = None, threads: int | None = None
+) -> LatencySettings:
     lat = spec.latency
     return LatencySettings(
-        threads=lat.threads,
+        threads=threads or lat.threads,
         batch_size=lat.batch_size,
         sequence_length=sequence_length or spec.latency_sequence_length,
         warmup=lat.warmup,
         runs=lat.runs,
+        busy_cores=lat.busy_cores,
+        max_reference_cv=lat.max_reference_cv,
+        busy_retries=lat.busy_retries,
+        busy_wait_s=lat.busy_wait_s,
     )
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What measuring models on this machine needs, without any training: the teacher, the
+    splits, the teacher's ONNX reference models, the latency settings, this machine's
+    fingerprint and the teacher baselines measured on it."""
+
+    spec: StudySpec
+    teacher: Teacher
+    splits: data.Splits
+    reference: Path  # the teacher in ORT FP32: the latency reference
+    reference_int8: Path
+    settings: LatencySettings
+    hardware: dict[str, Any]
+    baselines: Baselines
+
+
+def prepare_bench(
+    spec: StudySpec,
+    data_root: Path | None = None,
+    models_root: Path | None = None,
+    progress: Progress | None = None,
+    sequence_length: int | None = None,
+    threads: int | None = None,
+) -> Bench:
+    progress = progress or Progress()
+    progress.stage("teacher")
+    teacher = load_teacher(spec.teacher.checkpoint, models_root)
+    progress.stage("data")
+    splits = data.load_splits(
+        spec.dataset, teacher.tokenizer, teacher.tokenizer_fingerprint, data_root
+    )
+    check_labels(teacher, splits.num_labels, splits.label_names)
+    progress.stage("reference models")
+    reference, reference_int8 = _reference_models(teacher, splits.train.input_names)
+    settings = latency_settings(spec, sequence_length, threads)
+    machine = hardware.fingerprint(settings.threads)
+    progress.stage("baselines")
+    baselines = _baselines(teacher, reference, reference_int8, splits, settings, machine)
+    return Bench(spec, teacher, splits, reference, reference_int8, settings, machine, baselines)
 
 
 def prepare_study(
@@ -96,17 +147,11 @@ def prepare_study(
     sequence_length: int | None = None,
 ) -> StudyContext:
     progress = progress or Progress()
-    progress.stage("teacher")
-    teacher = load_teacher(spec.teacher.checkpoint, models_root)
-    progress.stage("data")
-    splits = data.load_splits(
-        spec.dataset, teacher.tokenizer, teacher.tokenizer_fingerprint, data_root
-    )
-    check_labels(teacher, splits.num_labels, splits.label_names)
+    bench = prepare_bench(spec, data_root, models_root, progress, sequence_length)
+    teacher, splits, reference = bench.teacher, bench.splits, bench.reference
+    baselines, settings, machine = bench.baselines, bench.settings, bench.hardware
     train, subset_key = _train_subset(spec, splits.train)
     pad_id = teacher.tokenizer.pad_token_id or 0
-    progress.stage("reference models")
-    reference, reference_int8 = _reference_models(teacher)
     progress.stage("teacher logits")
     distillation = distill_data.build(
         teacher,
@@ -118,13 +163,10 @@ def prepare_study(
         cache.hash_json([splits.fingerprint, subset_key]),
         pad_id,
         spec.dataset.max_length,
+        pairs=spec.dataset.text_pair_column is not None,
     )
     progress.stage("importance")
     importance = _importance(teacher, splits.train, splits.fingerprint, spec.seed, pad_id)
-    settings = latency_settings(spec, sequence_length)
-    machine = hardware.fingerprint(settings.threads)
-    progress.stage("baselines")
-    baselines = _baselines(teacher, reference, reference_int8, splits, settings, machine)
     inputs = TrialInputs(
         teacher=teacher.model,
         importance=importance,
@@ -139,7 +181,7 @@ def prepare_study(
         reference_baseline_ms=baselines.ort_fp32_ms,
         pad_id=pad_id,
         hardware=machine,
-        teacher_key=teacher.fingerprint,
+        teacher_key=_model_key(teacher, splits.train.input_names),
         data_key=distillation.key,
         student_store=StudentStore(cache.cache_root() / "students"),
     )
@@ -173,12 +215,19 @@ def _train_subset(spec: StudySpec, train: TokenizedSplit) -> tuple[TokenizedSpli
     return train.subset(np.sort(order)), cache.hash_json([spec.seed, limit])
 
 
-def _reference_models(teacher: Teacher) -> tuple[Path, Path]:
-    """The teacher in ORT FP32 (the latency reference) and ORT dynamic INT8."""
-    target = cache.entry_dir("teachers", teacher.fingerprint)
+def _model_key(teacher: Teacher, input_names: tuple[str, ...]) -> str:
+    """The teacher's content hash, marked when its exports take token types: a study of
+    sentence pairs neither reuses nor pollutes the single-sentence caches."""
+    return teacher.fingerprint if input_names == BASE_INPUTS else f"{teacher.fingerprint}-pairs"
+
+
+def _reference_models(teacher: Teacher, input_names: tuple[str, ...]) -> tuple[Path, Path]:
+    """The teacher in ORT FP32 (the latency reference) and ORT dynamic INT8, taking the same
+    inputs as the students (``token_type_ids`` too for sentence pairs)."""
+    target = cache.entry_dir("teachers", _model_key(teacher, input_names))
     if not (target / "int8.onnx").exists():
         with cache.atomic_dir(target) as tmp:
-            raw = export.export_onnx(teacher.model, tmp / "raw.onnx")
+            raw = export.export_onnx(teacher.model, tmp / "raw.onnx", input_names)
             export.optimize_for_ort(raw, tmp / "fp32.onnx")
             quantize.quantize_onnx(raw, tmp / "int8_raw.onnx", 8)
             export.optimize_for_ort(tmp / "int8_raw.onnx", tmp / "int8.onnx")

@@ -54,6 +54,7 @@ class Rows:
     texts: list[str]
     labels: list[Any]
     declared_names: tuple[str, ...] | None = None
+    pairs: list[str] | None = None  # the second texts, for sentence pairs
 
 
 def resolve_split(ds: DatasetSpec, split: str, root: Path | None) -> DataSource:
@@ -108,23 +109,34 @@ def read_rows(source: DataSource, split: str, ds: DatasetSpec) -> Rows:
     """Texts and raw label values of one split, validated."""
     table = _load_table(source, split)
     columns = list(table.column_names)
-    for role, name in (("text", ds.text_column), ("label", ds.label_column)):
-        if name not in columns:
+    roles = [
+        ("text", ds.text_column),
+        ("text pair", ds.text_pair_column),
+        ("label", ds.label_column),
+    ]
+    for role, name in roles:
+        if name is not None and name not in columns:
             raise DataError(
                 f"{source.description}: {role} column '{name}' not found; columns: {columns}"
             )
-    texts = table[ds.text_column]
-    if len(texts) == 0:
+    if len(table) == 0:
         raise DataError(f"{source.description}: split '{split}' is empty")
+    texts = _texts(table, ds.text_column, source)
+    pairs = _texts(table, ds.text_pair_column, source) if ds.text_pair_column else None
+    feature = getattr(table, "features", {}).get(ds.label_column)
+    declared = tuple(feature.names) if getattr(feature, "names", None) else None
+    return Rows(texts, list(table[ds.label_column]), declared, pairs)
+
+
+def _texts(table: Any, column: str, source: DataSource) -> list[str]:
+    texts = table[column]
     for row, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise DataError(
                 f"{source.description}: row {row + 1} has an empty or non-text "
-                f"'{ds.text_column}' value ({text!r})"
+                f"'{column}' value ({text!r})"
             )
-    feature = getattr(table, "features", {}).get(ds.label_column)
-    declared = tuple(feature.names) if getattr(feature, "names", None) else None
-    return Rows(list(texts), list(table[ds.label_column]), declared)
+    return list(texts)
 
 
 def _load_table(source: DataSource, split: str) -> Any:
@@ -277,6 +289,7 @@ def _tokenized(
         [
             source.fingerprint,
             ds.text_column,
+            ds.text_pair_column,
             ds.label_column,
             ds.max_length,
             split,
@@ -289,7 +302,8 @@ def _tokenized(
     if (target / "split.npz").exists():
         found = json.loads((target / "labels.json").read_text())
         with np.load(target / "split.npz") as saved:
-            split_ = TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"])
+            types = saved.get("type_ids", None)
+            split_ = TokenizedSplit(saved["ids"], saved["offsets"], saved["labels"], types)
         return split_, key, tuple(found) if found else None
     rows = read_rows(source, split, ds)
     if names is None and find_names:
@@ -300,9 +314,22 @@ def _tokenized(
     # there first changes nothing but the cost.
     limit = ds.max_length * MAX_CHARS_PER_TOKEN
     texts = [text[:limit] for text in rows.texts]
-    encoded = tokenizer(texts, truncation=True, max_length=ds.max_length)["input_ids"]
-    result = TokenizedSplit.from_rows([np.asarray(r, dtype=np.int32) for r in encoded], labels)
+    if rows.pairs is None:
+        encoded = tokenizer(texts, truncation=True, max_length=ds.max_length)
+    else:
+        # Truncation takes tokens from the longer text first (``longest_first``).
+        seconds = [text[:limit] for text in rows.pairs]
+        encoded = tokenizer(texts, seconds, truncation=True, max_length=ds.max_length)
+    types = encoded.get("token_type_ids") if rows.pairs is not None else None
+    result = TokenizedSplit.from_rows(
+        [np.asarray(r, dtype=np.int32) for r in encoded["input_ids"]],
+        labels,
+        None if types is None else [np.asarray(t, dtype=np.int8) for t in types],
+    )
     with cache.atomic_dir(target) as tmp:
-        np.savez(tmp / "split.npz", ids=result.ids, offsets=result.offsets, labels=result.labels)
+        arrays = {"ids": result.ids, "offsets": result.offsets, "labels": result.labels}
+        if result.type_ids is not None:
+            arrays["type_ids"] = result.type_ids
+        np.savez(tmp / "split.npz", **arrays)
         (tmp / "labels.json").write_text(json.dumps(list(names) if names else None))
     return result, key, names

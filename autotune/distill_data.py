@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ def build(
     base_key: str,
     pad_id: int,
     max_length: int,
+    pairs: bool = False,
 ) -> DistillationSet:
     """Originals plus (if ``settings`` asks) teacher-labelled variants and unlabelled text."""
     original = teacher_logits(
@@ -93,13 +94,12 @@ def build(
         ]
     )
     added, augment_seconds = _added_rows(
-        teacher, train, validation, settings, seed, key, unlabelled, max_length
+        teacher, train, validation, settings, seed, key, unlabelled, (max_length, pairs)
     )
     labelled = teacher_logits(reference, added, cache.hash_json(["added", key]), pad_id)
-    labels = np.concatenate([train.labels, labelled.logits.argmax(axis=1)])
-    rows = [train.row(i) for i in range(len(train))] + [added.row(i) for i in range(len(added))]
+    taught = replace(added, labels=labelled.logits.argmax(axis=1).astype(np.int64))
     return DistillationSet(
-        train=TokenizedSplit.from_rows(rows, labels),
+        train=train.concat(taught),
         logits=np.concatenate([original.logits, labelled.logits]),
         key=key,
         original_rows=len(train),
@@ -132,26 +132,29 @@ def _added_rows(
     seed: int,
     key: str,
     unlabelled: tuple[Path, str] | None,
-    max_length: int,
+    shape: tuple[int, bool],
 ) -> tuple[TokenizedSplit, float]:
     target = cache.entry_dir("augmented", key)
     if not (target / "rows.npz").exists():
         started = time.perf_counter()
-        rows = _make_rows(teacher, train, validation, settings, seed, unlabelled, max_length)
-        if not rows:
+        split = _make_rows(teacher, train, validation, settings, seed, unlabelled, shape)
+        if not len(split):
             raise DataError(
                 "augmentation produced no new sentence; raise augmentation.copies "
                 "or give more unlabelled text"
             )
-        split = TokenizedSplit.from_rows(rows, np.full(len(rows), -1, dtype=np.int64))
         with cache.atomic_dir(target) as tmp:
-            np.savez(tmp / "rows.npz", ids=split.ids, offsets=split.offsets)
-            meta = {"seconds": time.perf_counter() - started, "rows": len(rows)}
+            arrays = {"ids": split.ids, "offsets": split.offsets}
+            if split.type_ids is not None:
+                arrays["type_ids"] = split.type_ids
+            np.savez(tmp / "rows.npz", **arrays)
+            meta = {"seconds": time.perf_counter() - started, "rows": len(split)}
             (tmp / "meta.json").write_text(json.dumps(meta))
     with np.load(target / "rows.npz") as saved:
         ids, offsets = saved["ids"], saved["offsets"]
+        types = saved.get("type_ids", None)
     labels = np.full(len(offsets) - 1, -1, dtype=np.int64)
-    return TokenizedSplit(ids, offsets, labels), _seconds(target)
+    return TokenizedSplit(ids, offsets, labels, types), _seconds(target)
 
 
 def _make_rows(
@@ -161,37 +164,71 @@ def _make_rows(
     settings: AugmentationSpec,
     seed: int,
     unlabelled: tuple[Path, str] | None,
-    max_length: int,
-) -> list[np.ndarray]:
+    shape: tuple[int, bool],
+) -> TokenizedSplit:
+    """Unlabelled text first (its rows not already in training or validation), then the
+    rule-made variants (none repeating a row before them)."""
     seen = _sequences(train) | _sequences(validation)
-    rows: list[np.ndarray] = []
+    typed = train.type_ids is not None
+    made = TokenizedSplit.from_rows([], np.zeros(0, np.int64), [] if typed else None)
     if unlabelled is not None:
-        for row in _tokenize_lines(teacher.tokenizer, unlabelled[0], max_length):
-            key = tuple(row.tolist())
+        lines = _tokenize_lines(teacher.tokenizer, unlabelled[0], shape, typed)
+        fresh = []
+        for index in range(len(lines)):
+            key = tuple(lines.row(index).tolist())
             if key not in seen:
                 seen.add(key)
-                rows.append(row)
+                fresh.append(index)
+        made = made.concat(lines.subset(np.asarray(fresh, dtype=np.int64)))
     if settings.copies > 0:
         embeddings = teacher.model.base_model.embeddings.word_embeddings.weight.detach().numpy()
         vocab = augment.vocabulary(teacher.tokenizer, embeddings, train.ids)
-        rows.extend(augment.augment(train, vocab, settings, seed, seen))
-    return rows
+        made = made.concat(augment.augment(train, vocab, settings, seed, seen))
+    return made
 
 
 def _sequences(split: TokenizedSplit) -> set[tuple[int, ...]]:
     return {tuple(split.row(i).tolist()) for i in range(len(split))}
 
 
-def _tokenize_lines(tokenizer: Any, path: Path, max_length: int) -> list[np.ndarray]:
+def _tokenize_lines(
+    tokenizer: Any, path: Path, shape: tuple[int, bool], typed: bool
+) -> TokenizedSplit:
+    """One row per non-empty line (``shape``: the study's max length, and whether it
+    classifies sentence pairs, whose lines hold the two texts separated by a tab); ``typed``
+    keeps the token types, as the study's splits do."""
+    max_length, pairs = shape
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    expected = "two texts separated by a tab per line" if pairs else "one sentence per line"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
-        raise DataError(f"{path}: no text (give one sentence per line)")
+        raise DataError(f"{path}: no text (give {expected})")
     if len(lines) > MAX_UNLABELLED_LINES:
         raise DataError(f"{path}: {len(lines)} lines; allowed: at most {MAX_UNLABELLED_LINES}")
-    lines = [line[: max_length * MAX_CHARS_PER_TOKEN] for line in lines]  # as data.py does
-    encoded = tokenizer(lines, truncation=True, max_length=max_length)["input_ids"]
-    return [np.asarray(row, dtype=np.int32) for row in encoded]
+    limit = max_length * MAX_CHARS_PER_TOKEN  # as data.py does
+    if not pairs:
+        encoded = tokenizer(
+            [line[:limit] for line in lines], truncation=True, max_length=max_length
+        )
+        return _as_split(encoded, typed)
+    firsts, seconds = [], []
+    for number, line in enumerate(lines, start=1):
+        cells = [cell.strip() for cell in line.split("\t")]
+        if len(cells) != 2 or not all(cells):
+            raise DataError(f"{path}: line {number} is not {expected}")
+        firsts.append(cells[0][:limit])
+        seconds.append(cells[1][:limit])
+    return _as_split(tokenizer(firsts, seconds, truncation=True, max_length=max_length), typed)
+
+
+def _as_split(encoded: Any, typed: bool) -> TokenizedSplit:
+    rows = [np.asarray(r, dtype=np.int32) for r in encoded["input_ids"]]
+    types = encoded.get("token_type_ids") if typed else None
+    return TokenizedSplit.from_rows(
+        rows,
+        np.full(len(rows), -1, dtype=np.int64),
+        None if types is None else [np.asarray(t, dtype=np.int8) for t in types],
+    )

@@ -61,6 +61,9 @@ class DatasetSpec(_Strict):
     hub_config: str | None = None
     local_name: str | None = None
     text_column: str = "sentence"
+    # The second text of a sentence-pair task (paraphrase, entailment, question-answer):
+    # both texts are tokenized together, and the model takes token_type_ids as well.
+    text_pair_column: str | None = Field(default=None, min_length=1)
     label_column: str = "label"
     train_split: str = "train"
     validation_split: str = "validation"
@@ -74,6 +77,16 @@ class DatasetSpec(_Strict):
     def _has_source(self) -> Self:
         if not (self.path or self.hub_id or self.local_name):
             raise ValueError("give one of 'path', 'local_name' or 'hub_id'")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> Self:
+        columns = [self.text_column, self.text_pair_column, self.label_column]
+        named = [c for c in columns if c is not None]
+        if len(set(named)) != len(named):
+            raise ValueError(
+                f"text_column, text_pair_column and label_column must differ (got {named})"
+            )
         return self
 
     @field_validator("label_names")
@@ -140,8 +153,9 @@ class AugmentationSpec(_Strict):
     """Rule-based augmentation labelled by the teacher (Tang et al. 2019).
 
     ``copies`` variants per training sentence: words masked, replaced by an embedding-space
-    neighbour, and cut to an n-gram. ``unlabelled_path`` adds a text file, one sentence per
-    line, of unlabelled in-domain text.
+    neighbour, and cut to an n-gram (each text of a pair on its own). ``unlabelled_path`` adds a
+    text file of unlabelled in-domain text: one sentence per line, or for sentence pairs the
+    two texts of a pair per line, separated by a tab.
     """
 
     copies: int = Field(default=0, ge=0, le=50)
@@ -209,6 +223,13 @@ class LatencySpec(_Strict):
     sequence_length: int | None = Field(default=None, ge=1, le=512)
     warmup: int = Field(default=20, ge=0, le=10_000)
     runs: int = Field(default=100, ge=10, le=100_000)
+    # A window is busy when other processes use more than busy_cores cores meanwhile, or
+    # the teacher reference's CV exceeds max_reference_cv: it is timed again after
+    # busy_wait_s, up to busy_retries times, else stored marked unreliable.
+    busy_cores: float = Field(default=0.5, gt=0, le=512)
+    max_reference_cv: float = Field(default=0.3, gt=0, le=10)
+    busy_retries: int = Field(default=2, ge=0, le=20)
+    busy_wait_s: float = Field(default=5.0, ge=0, le=600)
 
 
 class SearchSpec(_Strict):

@@ -259,7 +259,7 @@ def fine_tune(
         tokenizer.save_pretrained(out_dir)
     if progress is not None:
         progress.stage("evaluate")
-    onnx_path = export_onnx(model, out_dir / "teacher.onnx")
+    onnx_path = export_onnx(model, out_dir / "teacher.onnx", splits.train.input_names)
     accuracy = evaluate_onnx(onnx_path, splits.validation).accuracy
     onnx_path.unlink()
     log = {

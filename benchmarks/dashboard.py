@@ -142,10 +142,9 @@ def fill(url: str, n_trials: int) -> None:
     reference = pareto.reference_point(["accuracy", "latency"], baselines, None, 2)
     for seen in (n_trials // 4, n_trials // 2, n_trials):  # a few front versions
         with db.session_scope(url) as session:
-            front = pareto.compute_front(
-                trials[:seen], ["accuracy", "latency"], HARDWARE["id"], reference
-            )
-            members = [t.number for t in front.members]
+            points = pareto.trial_points(trials[:seen], HARDWARE["id"])
+            front = pareto.compute_front(points, ["accuracy", "latency"], reference)
+            members = front.members
             fronts.record_snapshot(
                 session, STUDY, HARDWARE["id"], members, front.hypervolume, reference, seen
             )

@@ -196,3 +196,41 @@ def test_validation_text_labels_when_training_has_ids(tmp_path: Path, tokenizer)
     write_tsv(tmp_path / "validation.tsv", [("great", "pos")])  # type: ignore[list-item]
     with pytest.raises(DataError, match=r"label 'pos' in 'label' is neither a class id"):
         _load(DatasetSpec(path=str(tmp_path)), tokenizer)
+
+
+def _write_pairs(folder: Path, rows: list[tuple[str, str, int]]) -> None:
+    frame = pd.DataFrame(rows, columns=["question", "answer", "label"])
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "train.csv", index=False)
+    frame.to_csv(folder / "validation.csv", index=False)
+
+
+def test_sentence_pairs_keep_the_tokenizers_token_types(tmp_path: Path, tokenizer) -> None:
+    long = " ".join(["word"] * 40)
+    rows = [("is it good?", "yes, very", 1), ("is it bad?", long, 0), (long, "no", 0)]
+    _write_pairs(tmp_path, rows)
+    ds = DatasetSpec(
+        path=str(tmp_path), text_column="question", text_pair_column="answer", max_length=16
+    )
+    for _ in range(2):  # tokenized, then from the cache
+        splits = _load(ds, tokenizer)
+        assert splits.train.input_names == ("input_ids", "attention_mask", "token_type_ids")
+        for i, (first, second, _label) in enumerate(rows):
+            expected = tokenizer(first, second, truncation=True, max_length=16)
+            assert splits.train.row(i).tolist() == expected["input_ids"]
+            assert splits.train.row_types(i).tolist() == expected["token_type_ids"]
+            assert 1 in expected["token_type_ids"]  # a long text never crowds out the other
+    single = _load(DatasetSpec(path=str(tmp_path), text_column="question"), tokenizer)
+    assert single.train.type_ids is None
+    assert single.train.input_names == ("input_ids", "attention_mask")
+
+
+def test_missing_or_empty_pair_text_is_named(tmp_path: Path, tokenizer) -> None:
+    _write_pairs(tmp_path, [("is it good?", "yes", 1), ("is it bad?", "no", 0)])
+    wrong = DatasetSpec(path=str(tmp_path), text_column="question", text_pair_column="reply")
+    with pytest.raises(DataError, match=r"text pair column 'reply' not found; columns: \["):
+        _load(wrong, tokenizer)
+    (tmp_path / "train.csv").write_text("question,answer,label\nis it good?,,1\nbad?,no,0\n")
+    ds = DatasetSpec(path=str(tmp_path), text_column="question", text_pair_column="answer")
+    with pytest.raises(DataError, match=r"row 1 has an empty or non-text 'answer' value"):
+        _load(ds, tokenizer)

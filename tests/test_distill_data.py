@@ -100,3 +100,44 @@ def test_unlabelled_file_errors_are_one_line(setup, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not UTF-8"):
         _build(setup, AugmentationSpec(unlabelled_path=str(latin)))
     assert not list((cache.cache_root() / "augmented").glob(".*"))  # nothing half-written
+
+
+def test_pair_rows_keep_their_token_types_through_augmentation(
+    tiny_teacher: Path, tmp_path: Path
+) -> None:
+    """A study of pairs: variants and tab-separated unlabelled lines carry token types; a
+    line that is not two texts is refused with its number."""
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for split, n in (("train", 40), ("validation", 10)):
+        lines = ["first\tsecond\tlabel"] + [
+            f"a great film number {i}\tawful acting {i % 3}\t{i % 2}" for i in range(n)
+        ]
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    teacher = load_teacher(str(tiny_teacher))
+    ds = DatasetSpec(path=str(folder), text_column="first", text_pair_column="second")
+    splits = data.load_splits(ds, teacher.tokenizer, teacher.tokenizer_fingerprint, None)
+    names = splits.train.input_names
+    reference = export.optimize_for_ort(
+        export.export_onnx(teacher.model, tmp_path / "raw.onnx", names), tmp_path / "fp32.onnx"
+    )
+    unlabelled = tmp_path / "more.txt"
+    unlabelled.write_text("superb\ti hated it\nwonderful acting\tboring and slow\n")
+    settings = AugmentationSpec(copies=2, unlabelled_path=str(unlabelled))
+    built = distill_data.build(
+        teacher, reference, splits.train, splits.validation, settings, 0, "pairs", 0, 16, True
+    )
+    assert built.train.type_ids is not None and len(built.train) > len(splits.train) + 2
+    sep = teacher.tokenizer.sep_token_id
+    for i in range(built.original_rows, len(built.train)):
+        row, types = built.train.row(i), built.train.row_types(i)
+        middle = int(np.flatnonzero(row == sep)[0])
+        assert (types[: middle + 1] == 0).all() and (types[middle + 1 :] == 1).all()
+    first_line = teacher.tokenizer("superb", "i hated it")["input_ids"]
+    assert tuple(first_line) in set(_keys(built.train, built.original_rows))
+
+    unlabelled.write_text("superb\ti hated it\njust one text\n")
+    with pytest.raises(DataError, match=r"more.txt: line 2 is not two texts separated by a tab"):
+        distill_data.build(
+            teacher, reference, splits.train, splits.validation, settings, 1, "p2", 0, 16, True
+        )

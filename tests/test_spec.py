@@ -129,3 +129,24 @@ def test_label_names_give_one_line_errors(names: object, expected: str) -> None:
     message = str(err.value)
     assert message.startswith(f"x.toml: {expected}"), message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (
+            {"text_column": "q", "text_pair_column": "q"},
+            "dataset: text_column, text_pair_column and label_column must differ "
+            "(got ['q', 'q', 'label'])",
+        ),
+        ({"text_pair_column": ""}, "dataset.text_pair_column: String should have at least 1"),
+    ],
+)
+def test_pair_column_gives_one_line_errors(columns: dict, expected: str) -> None:
+    spec = _minimal()
+    spec["dataset"] = {**spec["dataset"], **columns}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, source="x.toml")
+    message = str(err.value)
+    assert message.startswith(f"x.toml: {expected}"), message
+    assert "\n" not in message

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from autotune.cli import dashboard, db, results, study, teacher, trial, worker
+from autotune.cli import dashboard, db, remeasure, results, study, teacher, trial, worker
 from autotune.cli.output import console_err
 from autotune.errors import AutotuneError, one_line
 
@@ -29,6 +29,7 @@ app.command("pareto")(results.pareto)
 app.command("best")(results.best)
 app.command("export")(results.export)
 app.command("worker")(worker.worker)
+app.command("remeasure")(remeasure.remeasure)
 app.command("dashboard")(dashboard.dashboard)
 
 

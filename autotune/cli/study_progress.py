@@ -93,6 +93,11 @@ class TrialLog:
                 f"{t.compression.label()}  accuracy {m.accuracy:.4f}  {m.latency_ms:.2f} ms  "
                 f"{m.speedup_vs_teacher_pytorch:.1f}x vs PyTorch  {t.seconds:.0f} s"
             )
+            if not m.latency_reliable:
+                body += (
+                    f"  UNRELIABLE latency (machine busy); when it is quiet: "
+                    f"autotune remeasure {self.study} --unreliable"
+                )
         else:
             body = t.reason or ""
         tail = f"{state.finished}/{target or '?'} finished, front {state.front_size}"

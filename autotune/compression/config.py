@@ -156,6 +156,13 @@ class LatencySettings:
     sequence_length: int = 64
     warmup: int = 20
     runs: int = 100
+    # A window is busy when other processes used more than ``busy_cores`` cores during it,
+    # or the reference's own spread (CV) exceeds ``max_reference_cv``; it is then measured
+    # again after ``busy_wait_s``, up to ``busy_retries`` times, and else marked unreliable.
+    busy_cores: float = 0.5
+    max_reference_cv: float = 0.3
+    busy_retries: int = 2
+    busy_wait_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,10 @@ class LatencyResult:
     cv: float
     reference_median_ms: float
     speedup_vs_reference: float
+    reference_cv: float = 0.0
+    foreign_cores: float | None = None  # other processes' CPU use during the window
+    attempts: int = 1  # windows timed (busy ones are timed again)
+    reliable: bool = True  # False: every attempt found the machine busy
 
     def corrected_ms(self, reference_baseline_ms: float | None) -> float:
         """The latency users see and budgets are judged by, drift-corrected: the teacher's
@@ -206,6 +217,11 @@ class TrialMetrics:
     probe_cached: bool = False
     student_reused: bool = False
     distill_seconds_saved: float = 0.0
+    # The latency window: the teacher reference's median in it (what keeps the machine's
+    # quiet baseline current), other processes' cores, and whether it was quiet enough.
+    latency_reference_ms: float = 0.0
+    latency_foreign_cores: float | None = None
+    latency_reliable: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,6 +19,7 @@ from torch import nn
 
 from autotune.compression.batching import TokenizedSplit, batches_per_epoch, train_batches
 from autotune.compression.config import TrainingSettings
+from autotune.compression.contention import wait_while_timing
 from autotune.compression.layer_distill import (
     LayerCapture,
     captured,
@@ -217,6 +218,7 @@ def _run_stage(
     with captured(model, student_layers if stage.intermediate else []) as capture:
         while step < steps:
             for batch in train_batches(train, settings.batch_size, rng, pad_id):
+                wait_while_timing()  # pause while another autotune process times latency
                 loss = _loss(model, batch, stage, targets, settings, capture, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -240,9 +242,8 @@ def _loss(
     capture: LayerCapture,
     device: torch.device,
 ) -> torch.Tensor:
-    ids = torch.from_numpy(batch.input_ids).to(device)
-    mask = torch.from_numpy(batch.attention_mask).to(device)
-    out = model(input_ids=ids, attention_mask=mask, output_hidden_states=stage.intermediate)
+    inputs = batch.tensors(device)
+    out = model(**inputs, output_hidden_states=stage.intermediate)
     loss = torch.zeros((), device=device)
     if stage.logits:
         soft = None if targets.soft is None else targets.soft[torch.from_numpy(batch.indices)]
@@ -250,22 +251,20 @@ def _loss(
         loss = loss + kd_loss(out.logits, soft, labels, targets.temperature, targets.alpha)
     if stage.intermediate:
         assert targets.teacher is not None
-        loss = loss + _intermediate(out, ids, mask, targets, settings, capture)
+        loss = loss + _intermediate(out, inputs, targets, settings, capture)
     return loss
 
 
 def _intermediate(
     out,
-    ids: torch.Tensor,
-    mask: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
     targets: _Targets,
     settings: TrainingSettings,
     capture: LayerCapture,
 ) -> torch.Tensor:
     relations = settings.attention_weight > 0
-    hidden, teacher_capture = teacher_targets(
-        targets.teacher, targets.layer_map, ids, mask, relations
-    )
+    hidden, teacher_capture = teacher_targets(targets.teacher, targets.layer_map, inputs, relations)
+    mask = inputs["attention_mask"]
     loss = settings.hidden_weight * hidden_state_loss(list(out.hidden_states[1:]), hidden, mask)
     if teacher_capture is not None:
         layers = len(targets.layer_map)

@@ -14,6 +14,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from autotune.compression.batching import TokenizedSplit, eval_batches
+from autotune.compression.contention import wait_while_timing
 
 EVAL_BATCH = 64
 # Which input holds the weight and which its zero point, per op that multiplies by a weight.
@@ -52,9 +53,8 @@ def predict_logits(
     runner = session(model_path, threads)
     logits: np.ndarray | None = None
     for batch in eval_batches(split, EVAL_BATCH, pad_id):
-        out = runner.run(
-            ["logits"], {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        )[0]
+        wait_while_timing()  # pause while another autotune process times latency
+        out = runner.run(["logits"], batch.inputs())[0]
         if logits is None:
             logits = np.zeros((len(split), out.shape[1]), dtype=np.float32)
         logits[batch.indices] = out

@@ -2,7 +2,8 @@
 
 The legacy TorchScript exporter (``dynamo=False``) with eager attention gives a graph that
 ORT's quantizers and fusions understand; inputs are named explicitly so every artifact has the
-same interface: ``input_ids`` and ``attention_mask`` (int64, [batch, sequence]) -> ``logits``.
+same interface: ``input_ids`` and ``attention_mask`` (int64, [batch, sequence]) -> ``logits``,
+plus ``token_type_ids`` for a model of sentence pairs.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from autotune.compression.batching import BASE_INPUTS
 from autotune.errors import CompressionError
 
-INPUT_NAMES = ["input_ids", "attention_mask"]
 OUTPUT_NAMES = ["logits"]
 OPSET = 17
 
 
-def example_inputs(sequence_length: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two rows, the second padded.
+def example_inputs(
+    sequence_length: int = 16, names: tuple[str, ...] = BASE_INPUTS
+) -> dict[str, torch.Tensor]:
+    """Two rows, the second padded; with ``token_type_ids``, each row a pair of segments.
 
     The mask must contain zeros: transformers skips building the attention mask when it is
     all ones, and the tracer would then record a graph that ignores ``attention_mask``.
@@ -31,25 +34,31 @@ def example_inputs(sequence_length: int = 16) -> tuple[torch.Tensor, torch.Tenso
     mask = torch.ones((2, sequence_length), dtype=torch.long)
     mask[1, sequence_length // 2 :] = 0
     ids[1, sequence_length // 2 :] = 0
-    return ids, mask
+    types = torch.zeros((2, sequence_length), dtype=torch.long)
+    types[0, sequence_length // 2 :] = 1
+    types[1, sequence_length // 4 : sequence_length // 2] = 1
+    example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: example[name] for name in names}
 
 
-def export_onnx(model: nn.Module, path: Path, sequence_length: int = 16) -> Path:
-    """Trace ``model`` to ONNX with dynamic batch and sequence axes."""
-    ids, mask = example_inputs(sequence_length)
+def export_onnx(model: nn.Module, path: Path, input_names: tuple[str, ...] = BASE_INPUTS) -> Path:
+    """Trace ``model`` to ONNX with dynamic batch and sequence axes, taking ``input_ids``,
+    ``attention_mask`` and, for sentence pairs, ``token_type_ids``."""
+    example = example_inputs(names=input_names)
     # No wrapper module: the exporter restores the traced module's training flag on every
     # submodule afterwards, and NNCF's QAT hooks are keyed by the model's own module paths.
     model.eval()
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     axes["logits"] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (ids, mask),  # positional: forward(input_ids, attention_mask, ...)
+            # positional: forward(input_ids, attention_mask, token_type_ids, ...)
+            tuple(example.values()),
             str(path),
-            input_names=INPUT_NAMES,
+            input_names=list(input_names),
             output_names=OUTPUT_NAMES,
             dynamic_axes=axes,
             opset_version=OPSET,

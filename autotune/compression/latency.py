@@ -8,6 +8,8 @@ candidate is timed call-by-call alternately with the reference in the same windo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from autotune.compression import contention
 from autotune.compression.config import LatencyResult, LatencySettings
+from autotune.errors import CompressionError
 
 INPUT_SEED = 1234
 
@@ -31,34 +35,100 @@ def latency_session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def fixed_inputs(settings: LatencySettings, vocab_size: int) -> dict[str, np.ndarray]:
-    """Batch x sequence of real-looking token ids, no padding: the worst case a budget covers."""
+    """Batch x sequence of real-looking token ids, no padding: the worst case a budget covers.
+    Token types (all zeros) are there for models of sentence pairs; see :func:`feed_for`."""
     rng = np.random.default_rng(INPUT_SEED)
     shape = (settings.batch_size, settings.sequence_length)
     ids = rng.integers(1000, max(1001, vocab_size - 1), size=shape, dtype=np.int64)
-    return {"input_ids": ids, "attention_mask": np.ones(shape, dtype=np.int64)}
+    ones = np.ones(shape, dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": ones, "token_type_ids": np.zeros_like(ones)}
+
+
+def feed_for(session: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs ``session``'s graph takes (``token_type_ids`` only for sentence pairs)."""
+    return {i.name: inputs[i.name] for i in session.get_inputs()}
 
 
 def measure_interleaved(
     candidate: Path, reference: Path, settings: LatencySettings, vocab_size: int
 ) -> LatencyResult:
-    feed = fixed_inputs(settings, vocab_size)
+    inputs = fixed_inputs(settings, vocab_size)
     cand = latency_session(candidate, settings.threads)
     ref = latency_session(reference, settings.threads)
+    feed = feed_for(cand, inputs)
+    if set(feed) != set(feed_for(ref, inputs)):
+        raise CompressionError(f"{candidate.name} and {reference.name} take different inputs")
+    return measured_quietly(
+        lambda: _interleaved(lambda: cand.run(None, feed), lambda: ref.run(None, feed), settings),
+        settings,
+    )
+
+
+def measure_torch_interleaved(
+    model: nn.Module, reference: Path, settings: LatencySettings, vocab_size: int
+) -> LatencyResult:
+    """PyTorch FP32 eager latency of ``model`` (the baseline people quote) vs the reference."""
+    ref = latency_session(reference, settings.threads)
+    feed = feed_for(ref, fixed_inputs(settings, vocab_size))
+    tensors = {k: torch.from_numpy(v) for k, v in feed.items()}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return measured_quietly(
+                lambda: _interleaved(
+                    lambda: model(**tensors), lambda: ref.run(None, feed), settings
+                ),
+                settings,
+            )
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measured_quietly(
+    window: Callable[[], LatencyResult], settings: LatencySettings
+) -> LatencyResult:
+    """Time ``window`` while autotune's other processes wait; time it again, after a pause,
+    while the rest of the machine is busy, and mark the last window unreliable if it never
+    was quiet. The lock is held through the pauses, so local workers stay paused."""
+    with contention.timing_alone():
+        for attempt in range(1, settings.busy_retries + 2):
+            with contention.watched() as watch:
+                result = window()
+            busy = is_busy(result, watch.foreign_cores, settings)
+            result = replace(
+                result, foreign_cores=watch.foreign_cores, attempts=attempt, reliable=not busy
+            )
+            if not busy or attempt > settings.busy_retries:
+                return result
+            time.sleep(settings.busy_wait_s)
+    raise AssertionError("unreachable")
+
+
+def is_busy(result: LatencyResult, foreign_cores: float | None, settings: LatencySettings) -> bool:
+    crowded = foreign_cores is not None and foreign_cores > settings.busy_cores
+    return crowded or result.reference_cv > settings.max_reference_cv
+
+
+def _interleaved(
+    candidate: Callable[[], object], reference: Callable[[], object], settings: LatencySettings
+) -> LatencyResult:
+    """Warm both up, then time them call by call, alternating which goes first so neither
+    always runs with a warmer cache."""
     for _ in range(settings.warmup):
-        cand.run(None, feed)
-        ref.run(None, feed)
-    cand_times = np.empty(settings.runs)
-    ref_times = np.empty(settings.runs)
+        candidate()
+        reference()
+    cand_ms = np.empty(settings.runs)
+    ref_ms = np.empty(settings.runs)
     for i in range(settings.runs):
-        # Alternate the order so neither model always runs with a warmer cache.
-        first, second = (cand, ref) if i % 2 == 0 else (ref, cand)
-        t0 = time.perf_counter()
-        first.run(None, feed)
-        t1 = time.perf_counter()
-        second.run(None, feed)
-        t2 = time.perf_counter()
-        cand_times[i], ref_times[i] = (t1 - t0, t2 - t1) if i % 2 == 0 else (t2 - t1, t1 - t0)
-    return summarize(cand_times * 1000, ref_times * 1000)
+        if i % 2 == 0:
+            cand_ms[i] = _timed(candidate)
+            ref_ms[i] = _timed(reference)
+        else:
+            ref_ms[i] = _timed(reference)
+            cand_ms[i] = _timed(candidate)
+    return summarize(cand_ms, ref_ms)
 
 
 def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
@@ -70,32 +140,8 @@ def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
         cv=float(np.std(cand_ms) / np.mean(cand_ms)),
         reference_median_ms=ref_median,
         speedup_vs_reference=ref_median / median,
+        reference_cv=float(np.std(ref_ms) / np.mean(ref_ms)),
     )
-
-
-def measure_torch_interleaved(
-    model: nn.Module, reference: Path, settings: LatencySettings, vocab_size: int
-) -> LatencyResult:
-    """PyTorch FP32 eager latency of ``model`` (the baseline people quote) vs the reference."""
-    feed = fixed_inputs(settings, vocab_size)
-    tensors = {k: torch.from_numpy(v) for k, v in feed.items()}
-    ref = latency_session(reference, settings.threads)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for _ in range(settings.warmup):
-                model(**tensors)
-                ref.run(None, feed)
-            cand_ms = np.empty(settings.runs)
-            ref_ms = np.empty(settings.runs)
-            for i in range(settings.runs):
-                cand_ms[i] = _timed(lambda: model(**tensors))
-                ref_ms[i] = _timed(lambda: ref.run(None, feed))
-    finally:
-        torch.set_num_threads(previous)
-    return summarize(cand_ms, ref_ms)
 
 
 def _timed(call) -> float:

@@ -128,8 +128,7 @@ def _relation_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tenso
 def teacher_targets(
     teacher: nn.Module,
     layers: list[int],
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
     relations: bool,
 ) -> tuple[list[torch.Tensor], LayerCapture | None]:
     """Hidden states of the mapped teacher layers and, if asked, their Q/K/V, without grad.
@@ -139,9 +138,7 @@ def teacher_targets(
     capture = LayerCapture(teacher, layers) if relations else None
     try:
         with torch.no_grad():
-            out = teacher(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-            )
+            out = teacher(**inputs, output_hidden_states=True)
     finally:
         if capture is not None:
             capture.detach_hooks()

@@ -87,15 +87,12 @@ def prepare_qat(model: nn.Module, calibration: Iterable[Batch]) -> nn.Module:
     torch module whose quantizers export as ONNX QuantizeLinear/DequantizeLinear pairs.
     """
     import nncf
-    import torch
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    items = [
-        (torch.from_numpy(b.input_ids), torch.from_numpy(b.attention_mask)) for b in calibration
-    ]
+    items = [b.tensors() for b in calibration]
     if not items:
         raise CompressionError("quantization-aware training needs calibration batches")
-    dataset = nncf.Dataset(items, lambda item: {"input_ids": item[0], "attention_mask": item[1]})
+    dataset = nncf.Dataset(items)
     try:
         # NNCF draws progress bars with no switch to turn them off; they would break ours.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -110,14 +107,13 @@ def prepare_qat(model: nn.Module, calibration: Iterable[Batch]) -> nn.Module:
         ) from None
 
 
-def strip_qat(model: nn.Module) -> nn.Module:
+def strip_qat(model: nn.Module, input_names: tuple[str, ...]) -> nn.Module:
     """Replace NNCF's quantizers by torch-native fake-quantize ops (exported as QDQ)."""
     import nncf
 
     from autotune.compression.export import example_inputs
 
-    ids, mask = example_inputs()
-    example = {"input_ids": ids, "attention_mask": mask}
+    example = example_inputs(names=input_names)
     return nncf.strip(
         model, do_copy=False, strip_format=nncf.StripFormat.NATIVE, example_input=example
     )

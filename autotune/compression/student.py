@@ -135,11 +135,7 @@ def importance_scores(model: nn.Module, batches: Iterable[Batch]) -> Importance:
     try:
         for batch in batches:
             model.zero_grad(set_to_none=True)
-            out = model(
-                input_ids=torch.from_numpy(batch.input_ids),
-                attention_mask=torch.from_numpy(batch.attention_mask),
-                labels=torch.from_numpy(batch.labels),
-            )
+            out = model(**batch.tensors(), labels=torch.from_numpy(batch.labels))
             out.loss.backward()
             mask = torch.from_numpy(batch.attention_mask).unsqueeze(-1).float()
             for i in range(len(layers)):

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune.cache import hash_file
 from autotune.compression.config import EvalResult, TrialMetrics
-from autotune.compression.pipeline import run_trial
+from autotune.compression.pipeline import TrialInputs, run_trial
 from autotune.context import StudyContext
 from autotune.errors import LatencyConstraintError, one_line
 from autotune.progress import Progress
 from autotune.search.space import suggest_config
-from autotune.store import trials
+from autotune.store import measured, trials
 from autotune.store.models import TrialRecord, TrialStatus
 
 INTERRUPTED = "interrupted (Ctrl-C); the trial was discarded"
@@ -91,7 +92,7 @@ class Objective:
             config = chosen.to_dict()
             trial.set_user_attr("config", config)
             stages = TrialStages(self.progress, trial.number)
-            result = run_trial(self.context.inputs, chosen, out, stages)
+            result = run_trial(self._inputs_now(), chosen, out, stages)
             measured = self._store(trial, result, started)
         except LatencyConstraintError as exc:
             trial.set_user_attr("stopped", str(exc))
@@ -109,7 +110,28 @@ class Objective:
             shutil.rmtree(out, ignore_errors=True)
             # The objective's own time: the rest of a trial is the service's overhead.
             trial.set_user_attr("objective_seconds", time.perf_counter() - started)
-        return tuple(getattr(measured, METRIC_NAMES[o]) for o in self.spec.objectives)
+        return self._values(measured)
+
+    def _values(self, metrics: TrialMetrics) -> tuple[float, ...]:
+        """What the sampler sees. Latency is in one fixed scale per machine, the baseline
+        this worker started with divided by the trial's speedup: the quiet reference that
+        ``latency_ms`` follows moves as trials arrive, and the sampler must compare trials
+        on one scale (the ranking is the same as the calibrated one)."""
+        fixed = self.context.inputs.reference_baseline_ms
+        values = {
+            "accuracy": metrics.accuracy,
+            "latency": fixed / metrics.speedup_vs_teacher_ort if fixed else metrics.latency_ms,
+            "size": metrics.size_mb,
+        }
+        return tuple(values[o] for o in self.spec.objectives)
+
+    def _inputs_now(self) -> TrialInputs:
+        """The study's trial inputs with the machine's quiet reference as it stands now
+        (every finished trial's window refines it), so budgets are judged in milliseconds
+        that a busy start cannot have inflated."""
+        inputs = self.context.inputs
+        quiet = measured.reference_ms(self.url, self.spec.name, self.context.hardware["id"])
+        return replace(inputs, reference_baseline_ms=quiet) if quiet else inputs
 
     def _store(self, trial: optuna.Trial, result: EvalResult, started: float) -> TrialMetrics:
         model = Path(result.model_path)
@@ -117,17 +139,21 @@ class Objective:
         artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=self.artifact_store, file_path=str(model), study_or_trial=trial
         )
-        measured = result.metrics
+        metrics = result.metrics
         limits = self.spec.constraints
         if limits.min_accuracy is not None:
-            trial.set_constraint("min_accuracy", limits.min_accuracy - measured.accuracy)
+            trial.set_constraint("min_accuracy", limits.min_accuracy - metrics.accuracy)
         if limits.max_latency_ms is not None:
-            trial.set_constraint("max_latency_ms", measured.latency_ms - limits.max_latency_ms)
+            trial.set_constraint("max_latency_ms", metrics.latency_ms - limits.max_latency_ms)
         if limits.max_size_mb is not None:
-            trial.set_constraint("max_size_mb", measured.size_mb - limits.max_size_mb)
+            trial.set_constraint("max_size_mb", metrics.size_mb - limits.max_size_mb)
+        if not metrics.latency_reliable:
+            # Timed while other processes were busy: the samplers must not trust it.
+            trial.set_constraint("latency_reliable", 1.0)
+            trial.set_user_attr("latency_unreliable", unreliable_note(metrics))
         config = result.config.to_dict()
-        self._record(trial, TrialStatus.complete, config, started, measured, (artifact_id, sha256))
-        return measured
+        self._record(trial, TrialStatus.complete, config, started, metrics, (artifact_id, sha256))
+        return metrics
 
     def _record_failure(
         self, trial: optuna.Trial, config: dict[str, Any], started: float, reason: str
@@ -161,6 +187,13 @@ class Objective:
             seconds=time.perf_counter() - started,
         )
         trials.insert_once(self.url, row)
+
+
+def unreliable_note(metrics: TrialMetrics) -> str:
+    """Why a trial's latency is not trusted, in one line."""
+    cores = metrics.latency_foreign_cores
+    busy = f"{cores:.1f} other cores in use" if cores is not None else "noisy reference"
+    return f"latency measured on a busy machine ({busy}); marked unreliable"
 
 
 def trial_status(trial: FrozenTrial) -> str:

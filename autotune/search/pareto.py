@@ -1,8 +1,11 @@
-"""Feasible Pareto fronts of Optuna trials and their hypervolume (stored by ``store.fronts``).
+"""Feasible Pareto fronts and their hypervolume (stored by ``store.fronts``).
 
-Objectives are turned into minimisation form (accuracy -> -accuracy) and a trial belongs to a
-front only if it is COMPLETE, satisfies every constraint Optuna recorded for it, and ran on
-the front's hardware (decision 7: a front mixes no fingerprints).
+A front is computed from points: a trial number and its objective values, for trials that are
+complete, feasible, and measured on the front's machine (decision 7: a front mixes no
+fingerprints). The recorder builds them from autotune's rows of one machine
+(:func:`summary_points`), whose milliseconds follow the machine's quiet reference;
+:func:`trial_points` builds them from Optuna's trials. Objectives are turned into
+minimisation form (accuracy -> -accuracy).
 """
 
 from __future__ import annotations
@@ -16,11 +19,18 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
 SIGN = {"accuracy": -1.0, "latency": 1.0, "size": 1.0}
+METRIC_OF = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
+
+
+@dataclass(frozen=True)
+class Point:
+    number: int
+    values: tuple[float, ...]  # as measured, in the study's objective order
 
 
 @dataclass(frozen=True)
 class Front:
-    members: list[FrozenTrial]
+    members: list[int]  # trial numbers, ascending
     hypervolume: float
     reference_point: list[float]
 
@@ -33,18 +43,52 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return all(value <= 0.0 for value in trial.constraints.values())
 
 
-def candidates(trials: Sequence[FrozenTrial], hardware_id: str) -> list[FrozenTrial]:
+def trial_points(trials: Sequence[FrozenTrial], hardware_id: str) -> list[Point]:
+    """Optuna's complete, feasible trials of one machine, with the values Optuna stored."""
     return [
-        t
+        Point(t.number, tuple(t.values))
         for t in trials
         if t.state == TrialState.COMPLETE and hardware_of(t) == hardware_id and is_feasible(t)
     ]
 
 
-def loss_matrix(trials: Sequence[FrozenTrial], objectives: Sequence[str]) -> np.ndarray:
-    """Objective values in minimisation form, one row per trial."""
+def summary_points(
+    summaries: Sequence[Any],
+    objectives: Sequence[str],
+    limits: dict[str, float | None],
+    latency_scale_ms: float | None = None,
+) -> list[Point]:
+    """Points of trial summaries (``store.reads.TrialSummary``: complete, trusted, one
+    machine's) that meet ``limits`` (``min_accuracy``, ``max_latency_ms``, ``max_size_mb``).
+
+    Limits are judged on the calibrated ``latency_ms``. With ``latency_scale_ms`` (the
+    machine's stored baseline) the latency objective is that fixed figure over the trial's
+    speedup instead: the same ranking, in a scale that does not move as the quiet reference
+    is refined, so that hypervolumes stay comparable over time."""
+    points = []
+    for t in summaries:
+        m = t.metrics
+        if any(
+            limit is not None and (m[metric] < limit if metric == "accuracy" else m[metric] > limit)
+            for metric, limit in (
+                ("accuracy", limits.get("min_accuracy")),
+                ("latency_ms", limits.get("max_latency_ms")),
+                ("size_mb", limits.get("max_size_mb")),
+            )
+        ):
+            continue
+        values = {name: float(m[METRIC_OF[name]]) for name in objectives}
+        if latency_scale_ms and "latency" in values:
+            values["latency"] = latency_scale_ms / float(m["speedup_vs_teacher_ort"])
+        points.append(Point(t.number, tuple(values[name] for name in objectives)))
+    return points
+
+
+def loss_matrix(points: Sequence[Point], objectives: Sequence[str]) -> np.ndarray:
+    """Objective values in minimisation form, one row per point."""
     signs = np.array([SIGN[name] for name in objectives])
-    return np.array([t.values for t in trials], dtype=float).reshape(-1, len(objectives)) * signs
+    values = [p.values for p in points]
+    return np.array(values, dtype=float).reshape(-1, len(objectives)) * signs
 
 
 def non_dominated(losses: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -78,19 +122,13 @@ def reference_point(
 
 
 def compute_front(
-    trials: Sequence[FrozenTrial],
-    objectives: Sequence[str],
-    hardware_id: str,
-    reference: Sequence[float],
+    points: Sequence[Point], objectives: Sequence[str], reference: Sequence[float]
 ) -> Front:
-    pool = candidates(trials, hardware_id)
-    if not pool:
+    if not points:
         return Front([], 0.0, list(reference))
-    losses = loss_matrix(pool, objectives)
+    losses = loss_matrix(points, objectives)
     mask = non_dominated(losses)
-    members = sorted(
-        (t for t, keep in zip(pool, mask, strict=True) if keep), key=lambda t: t.number
-    )
+    members = sorted(p.number for p, keep in zip(points, mask, strict=True) if keep)
     front_losses = losses[mask]
     inside = (front_losses < np.asarray(reference)).all(axis=1)
     volume = (

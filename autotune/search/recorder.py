@@ -25,7 +25,7 @@ from autotune.errors import StorageError
 from autotune.search import pareto
 from autotune.search.objective import trial_reason, trial_status
 from autotune.spec import StudySpec
-from autotune.store import fronts, studies, trials
+from autotune.store import fronts, measured, studies, trials
 from autotune.store.db import session_scope
 from autotune.store.models import (
     TrialRecord,
@@ -47,7 +47,7 @@ class TrialRecorder:
         if trial.state != TrialState.COMPLETE:
             self.settle([trial])
         else:
-            self.update_front(study, trial.user_attrs["hardware_id"])
+            self.update_front(trial.user_attrs["hardware_id"])
 
     def settle(self, finished: list[FrozenTrial]) -> None:
         """Give every measured finished trial a row whose status is Optuna's."""
@@ -77,38 +77,9 @@ class TrialRecorder:
             seconds=trial.duration.total_seconds() if trial.duration else 0.0,
         )
 
-    def update_front(self, study: optuna.Study, hardware_id: str) -> None:
-        for attempt in range(10):
-            try:
-                return self._snapshot(study, hardware_id)
-            except StorageError as exc:
-                if exc.transient or attempt == 9:
-                    raise
-                time.sleep(random.uniform(0.05, 0.3))  # a concurrent worker took our version
-
-    @retrying
-    def _snapshot(self, study: optuna.Study, hardware_id: str) -> None:
-        with session_scope(self.url) as session:
-            studies.lock_study(session, self.spec.name)
-            values = studies.baselines_of(session, self.spec.name, hardware_id)
-            reference = pareto.reference_point(
-                self.spec.objectives,
-                values,
-                self.spec.constraints.min_accuracy,
-                values["num_labels"],
-            )
-            # Read after taking the lock: whoever writes last has seen every finished trial.
-            finished = study.get_trials(deepcopy=False, states=FINISHED)
-            front = pareto.compute_front(finished, self.spec.objectives, hardware_id, reference)
-            fronts.record_snapshot(
-                session,
-                self.spec.name,
-                hardware_id,
-                [t.number for t in front.members],
-                front.hypervolume,
-                front.reference_point,
-                len(finished),
-            )
+    def update_front(self, hardware_id: str) -> None:
+        """A new front snapshot for ``hardware_id`` if its membership changed."""
+        update_front(self.url, self.spec, hardware_id)
 
     def sync(self, study: optuna.Study) -> None:
         """Settle the rows of every finished trial (after a crash, Ctrl-C, a dead worker)."""
@@ -120,3 +91,51 @@ class TrialRecorder:
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if "hardware_id" in t.user_attrs
         }
+
+
+def update_front(url: str, spec: StudySpec, hardware_id: str) -> None:
+    """Store a new snapshot of the study's front on one machine if its membership changed;
+    a concurrent worker taking the same version number first means: compute again."""
+    for attempt in range(10):
+        try:
+            return _snapshot(url, spec, hardware_id)
+        except StorageError as exc:
+            if exc.transient or attempt == 9:
+                raise
+            time.sleep(random.uniform(0.05, 0.3))
+
+
+@retrying
+def _snapshot(url: str, spec: StudySpec, hardware_id: str) -> None:
+    with session_scope(url) as session:
+        studies.lock_study(session, spec.name)
+        # Read after taking the lock: whoever writes last has seen every finished trial.
+        view = measured.machine_view(url, spec.name, hardware_id)
+        if not view.baselines:
+            return  # the machine never measured its teacher baselines: nothing to compare
+        limits = spec.constraints
+        # Fronts and hypervolumes in the scale of the stored baseline (see summary_points).
+        stored = view.stored_baselines
+        reference = pareto.reference_point(
+            spec.objectives, stored, limits.min_accuracy, stored["num_labels"]
+        )
+        points = pareto.summary_points(
+            measured.trusted(view.trials),
+            spec.objectives,
+            {
+                "min_accuracy": limits.min_accuracy,
+                "max_latency_ms": limits.max_latency_ms,
+                "max_size_mb": limits.max_size_mb,
+            },
+            stored["ort_fp32_ms"],
+        )
+        front = pareto.compute_front(points, spec.objectives, reference)
+        fronts.record_snapshot(
+            session,
+            spec.name,
+            hardware_id,
+            front.members,
+            front.hypervolume,
+            front.reference_point,
+            len(view.trials),
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import optuna
@@ -66,9 +65,7 @@ def directions(spec: StudySpec) -> list[str]:
 
 def record_context(url: str, context: StudyContext) -> None:
     """This machine's fingerprint and the teacher baselines measured on it."""
-    values = asdict(context.baselines)
-    values["size_mb"] = context.inputs.reference_onnx.stat().st_size / 1e6
-    values["num_labels"] = context.num_labels
+    values = context.baselines.stored(context.inputs.reference_onnx, context.num_labels)
     studies.record_baselines(url, context.spec.name, context.hardware, values)
 
 

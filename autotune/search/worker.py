@@ -153,7 +153,7 @@ def work(
     # Mirror trials failed by the stale-trial watcher; leave the front covering every trial.
     recorder.sync(study)
     for hardware_id in recorder.hardware_ids(study):
-        recorder.update_front(study, hardware_id)
+        recorder.update_front(hardware_id)
 
 
 def _with_probe_cache(context: StudyContext, url: str) -> StudyContext:

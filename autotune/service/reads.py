@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from autotune.errors import ArtifactError, ArtifactOutsideStoreError, ConfigError
 from autotune.settings import Settings
-from autotune.store import db
+from autotune.store import db, measured
 from autotune.store import reads as stored
 from autotune.store.reads import FrontView, StudyOverview, TrialSummary
 
@@ -40,7 +40,8 @@ def list_studies(storage: str | Settings | None = None) -> list[StudyOverview]:
 
 
 def study_trials(study: str, storage: str | Settings | None = None) -> list[TrialSummary]:
-    return stored.trials(open_results(storage).storage, study)
+    """Every trial as it ran, in its machine's calibrated milliseconds."""
+    return measured.calibrated_trials(open_results(storage).storage, study)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,12 @@ def pareto_front(
     """The latest stored feasible Pareto front of ``study`` on one machine."""
     url = open_results(storage).storage
     hardware_id = pick_hardware(url, study, hardware)
-    view = stored.front(url, study, hardware_id)
-    return FrontView(**{**view.__dict__, "baselines": stored.baselines(url, study, hardware_id)})
+    snapshot = stored.front(url, study, hardware_id)
+    machine = measured.machine_view(url, study, hardware_id)
+    by_number = {t.number: t for t in machine.trials}
+    members = [by_number[m.number] for m in snapshot.members if m.number in by_number]
+    members.sort(key=lambda t: t.metrics.get("latency_ms", 0.0))
+    return replace(snapshot, members=members, baselines=machine.baselines)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ def trial_detail(study: str, number: int, storage: str | Settings | None = None)
 
     url = open_results(storage).storage
     summary = stored.trial(url, study, number)
+    own = {t.number: t for t in measured.on_machine(url, study, summary.hardware_id)}
+    summary = own.get(number, summary)
     reader = _optuna_reader(url)
     frozen = reader.get_trial(
         reader.get_trial_id_from_study_id_trial_number(reader.get_study_id_from_name(study), number)

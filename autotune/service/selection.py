@@ -10,7 +10,7 @@ from autotune.compression.config import CompressionConfig
 from autotune.errors import ConfigError, NoFeasibleConfigError
 from autotune.service.reads import artifact_path, open_results, pick_hardware
 from autotune.settings import Settings
-from autotune.store import reads as stored
+from autotune.store import measured
 from autotune.store.reads import TrialSummary
 
 PREFERENCES = ("accuracy", "latency")
@@ -70,11 +70,8 @@ def best_config(
         raise ConfigError(f"prefer={prefer!r}; allowed: 'accuracy', 'latency'")
     settings = open_results(storage, artifacts=artifacts)
     hardware_id = pick_hardware(settings.storage, study, hardware)
-    done = [
-        t
-        for t in stored.trials(settings.storage, study)
-        if t.status == "complete" and t.hardware_id == hardware_id
-    ]
+    # Trials measured on a busy machine are left out until they are measured again.
+    done = measured.trusted(measured.on_machine(settings.storage, study, hardware_id))
     limits = {"latency_ms": max_latency_ms, "accuracy": min_accuracy, "size_mb": max_size_mb}
     feasible = [t for t in done if violation(t, limits) == 0]
     if not feasible:

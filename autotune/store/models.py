@@ -193,3 +193,47 @@ class FrontSnapshot(Base):
             cls.study_name == study_name, cls.hardware_id == hardware_id
         )
         return (session.scalar(query) or 0) + 1
+
+
+class RemeasureStatus(enum.Enum):
+    running = "running"  # claimed by a worker: nobody else measures it
+    complete = "complete"
+    failed = "failed"
+
+
+class RemeasureRecord(Base):
+    """A trial's exported model measured again on one machine, without training: accuracy
+    and latency there. One row per trial and machine, so nothing is measured twice."""
+
+    __tablename__ = "autotune_remeasurements"
+    __table_args__ = (UniqueConstraint("study_name", "trial_number", "hardware_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(NAME, index=True)
+    trial_number: Mapped[int] = mapped_column(Integer)
+    hardware_id: Mapped[str] = mapped_column(ForeignKey("autotune_hardware.id"))
+    source_hardware_id: Mapped[str] = mapped_column(String(32))  # where the trial trained
+    status: Mapped[RemeasureStatus] = mapped_column(
+        Enum(RemeasureStatus, name="autotune_remeasure_status")
+    )
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(String(256))
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @classmethod
+    def on(cls, session: Session, study_name: str, hardware_id: str) -> list[RemeasureRecord]:
+        query = select(cls).where(cls.study_name == study_name, cls.hardware_id == hardware_id)
+        return list(session.scalars(query.order_by(cls.trial_number)))
+
+    @classmethod
+    def find(
+        cls, session: Session, study_name: str, number: int, hardware_id: str
+    ) -> RemeasureRecord | None:
+        query = select(cls).where(
+            cls.study_name == study_name,
+            cls.trial_number == number,
+            cls.hardware_id == hardware_id,
+        )
+        return session.scalar(query)

@@ -51,6 +51,7 @@ class TrialSummary:
     artifact_id: str | None = None
     artifact_sha256: str | None = None
     seconds: float = 0.0
+    remeasured_from: str | None = None  # the machine it trained on, when measured again here
 
     @classmethod
     def of(cls, record: Any) -> TrialSummary:

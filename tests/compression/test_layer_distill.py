@@ -48,7 +48,7 @@ def _intermediate(student, teacher, layer_map: list[int], split: TokenizedSplit)
     student.eval()
     with captured(student, list(range(len(layer_map)))) as capture, torch.no_grad():
         out = student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        hidden, teacher_capture = teacher_targets(teacher, layer_map, ids, mask, True)
+        hidden, teacher_capture = teacher_targets(teacher, layer_map, batch.tensors(), True)
         h = hidden_state_loss(list(out.hidden_states[1:]), hidden, mask).item()
         r = relation_loss(capture, teacher_capture, len(layer_map), mask).item()
     return h, r

@@ -22,11 +22,13 @@ from optuna.trial import TrialState
 import autotune
 from autotune.search import pareto
 from autotune.search.objective import trial_status
+from autotune.store import measured as results_on
 from autotune.store.db import session_scope
 from autotune.store.models import FrontSnapshot, TrialRecord
 from tests.helpers import spec_text
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+OBJECTIVES = ["accuracy", "latency"]
 
 
 def cheap_spec(tmp_path: Path, tiny_teacher: Path, tiny_data: Path, n_trials: int) -> Path:
@@ -85,10 +87,11 @@ def assert_consistent(url: str, target: int, workers: int) -> optuna.Study:
         for hardware_id in {t.user_attrs["hardware_id"] for t in measured}:
             history = FrontSnapshot.history(session, "tiny", hardware_id)
             assert [s.version for s in history] == list(range(1, len(history) + 1))
-            expected = pareto.compute_front(
-                study.trials, ["accuracy", "latency"], hardware_id, history[-1].reference_point
-            )
-            assert sorted(history[-1].members) == sorted(t.number for t in expected.members)
+            # The front of the machine's rows, in its calibrated milliseconds.
+            view = results_on.machine_view(url, "tiny", hardware_id)
+            points = pareto.summary_points(results_on.trusted(view.trials), OBJECTIVES, {})
+            expected = pareto.compute_front(points, OBJECTIVES, history[-1].reference_point)
+            assert sorted(history[-1].members) == expected.members
     return study
 
 
