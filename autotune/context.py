@@ -95,6 +95,7 @@ def latency_settings(
         max_reference_cv=lat.max_reference_cv,
         busy_retries=lat.busy_retries,
         busy_wait_s=lat.busy_wait_s,
+        data_rows=lat.data_rows,
     )
 
 

@@ -19,6 +19,7 @@ Bits = Literal[32, 8, 4]
 Int8Method = Literal["dynamic", "qat"]
 Objective = Literal["accuracy", "latency", "size"]
 Sampler = Literal["tpe", "nsga2", "gp", "random"]
+LatencyFigure = Literal["fixed", "data_mean", "data_p90"]
 
 
 class _Strict(BaseModel):
@@ -230,6 +231,18 @@ class LatencySpec(_Strict):
     max_reference_cv: float = Field(default=0.3, gt=0, le=10)
     busy_retries: int = Field(default=2, ge=0, le=20)
     busy_wait_s: float = Field(default=5.0, ge=0, le=600)
+    # The data-length profile: this many validation sentences, batch 1, each at its own
+    # length, timed beside the teacher (mean and p90; 0: none). `optimise` picks the figure
+    # the search and the fronts rank by: the fixed length (budgets' worst case), or the
+    # profile's mean or p90 (what most traffic sees).
+    data_rows: int = Field(default=200, ge=0, le=100_000)
+    optimise: LatencyFigure = "fixed"
+
+    @model_validator(mode="after")
+    def _profile_for_data(self) -> Self:
+        if self.optimise != "fixed" and self.data_rows == 0:
+            raise ValueError(f"optimise = {self.optimise!r} needs data_rows > 0")
+        return self
 
 
 class SearchSpec(_Strict):

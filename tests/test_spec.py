@@ -150,3 +150,14 @@ def test_pair_column_gives_one_line_errors(columns: dict, expected: str) -> None
     message = str(err.value)
     assert message.startswith(f"x.toml: {expected}"), message
     assert "\n" not in message
+
+
+def test_ranking_by_the_data_profile_needs_one() -> None:
+    spec = _minimal()
+    spec["latency"] = {"optimise": "data_p90", "data_rows": 0}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, source="x.toml")
+    assert "optimise = 'data_p90' needs data_rows > 0" in str(err.value)
+    spec["latency"] = {"optimise": "p50"}
+    with pytest.raises(SpecError, match="latency.optimise: Input should be 'fixed', 'data_mean'"):
+        parse_spec(spec, source="x.toml")

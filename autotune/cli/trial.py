@@ -63,6 +63,16 @@ def metrics_table(report: api.TrialReport) -> Table:
     table.add_row("latency ms, raw p90", f"{m.latency_p90_ms:.2f}", "")
     table.add_row("latency ms, PyTorch FP32", "", f"{b.pytorch_fp32_ms:.2f}")
     table.add_row("latency CV", f"{m.latency_cv:.3f}", "")
+    if m.latency_data_mean_ms is not None and m.latency_data_reference_ms is not None:
+        # Real sentences at their own lengths: what most traffic sees.
+        table.add_row(
+            "latency ms, data mean",
+            f"{m.latency_data_mean_ms:.2f}",
+            f"{m.latency_data_reference_ms:.2f} (ORT FP32)",
+        )
+        table.add_row("latency ms, data p90", f"{m.latency_data_p90_ms:.2f}", "")
+    if not m.latency_reliable:
+        table.add_row("latency", "[yellow]UNRELIABLE: the machine was busy[/]", "")
     table.add_row("speedup vs PyTorch", f"{m.speedup_vs_teacher_pytorch:.2f}x", "1.00x")
     table.add_row("speedup vs ORT FP32", f"{m.speedup_vs_teacher_ort:.2f}x", "1.00x")
     table.add_row("size MB", f"{m.size_mb:.1f}", "")

@@ -163,6 +163,9 @@ class LatencySettings:
     max_reference_cv: float = 0.3
     busy_retries: int = 2
     busy_wait_s: float = 5.0
+    # The data-length profile: this many validation sentences, batch 1, each at its own
+    # length (0: none).
+    data_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,11 @@ class TrialMetrics:
     latency_reference_ms: float = 0.0
     latency_foreign_cores: float | None = None
     latency_reliable: bool = True
+    # The data-length profile (``latency.data_rows`` validation sentences, batch 1, each at
+    # its own length): the candidate's mean and p90, and the teacher's mean, interleaved.
+    latency_data_mean_ms: float | None = None
+    latency_data_p90_ms: float | None = None
+    latency_data_reference_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -261,3 +269,22 @@ class EvalResult:
             "reuse": self.reuse,
             "metrics": metrics,
         }
+
+
+# The latency figure a study ranks by (``latency.optimise``) and the metric holding it.
+LATENCY_FIGURES = {
+    "fixed": "latency_ms",
+    "data_mean": "latency_data_mean_ms",
+    "data_p90": "latency_data_p90_ms",
+}
+
+
+def relative_latency(metrics: dict[str, Any], figure: str = "fixed") -> float:
+    """A trial's latency figure over the teacher reference's in the same window: the
+    drift-free quantity the search and the fronts rank by (times one fixed figure in ms)."""
+    if figure == "fixed":
+        return 1.0 / metrics["speedup_vs_teacher_ort"]
+    reference = metrics.get("latency_data_reference_ms")
+    if not reference:
+        raise ValueError(f"latency.optimise = {figure!r} needs the data-length profile")
+    return metrics[LATENCY_FIGURES[figure]] / reference

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from autotune.compression import contention
+from autotune.compression.batching import TokenizedSplit, pad
 from autotune.compression.config import LatencyResult, LatencySettings
 from autotune.errors import CompressionError
 
@@ -141,6 +142,53 @@ def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
         reference_median_ms=ref_median,
         speedup_vs_reference=ref_median / median,
         reference_cv=float(np.std(ref_ms) / np.mean(ref_ms)),
+    )
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """Batch 1 over real sentences, each at its own length: what most traffic looks like
+    (shorter than the fixed length a budget is measured at)."""
+
+    mean_ms: float
+    p90_ms: float
+    reference_mean_ms: float  # the teacher reference, timed sentence by sentence beside it
+    rows: int
+
+
+def profile_feeds(split: TokenizedSplit, rows: int) -> list[dict[str, np.ndarray]]:
+    """``rows`` sentences of ``split`` (a fixed draw, all of them if fewer), one feed each,
+    unpadded."""
+    count = min(rows, len(split))
+    chosen = np.random.default_rng(INPUT_SEED).choice(len(split), size=count, replace=False)
+    return [pad(split, np.array([index])).inputs() for index in np.sort(chosen)]
+
+
+def measure_profile(
+    candidate: Path, reference: Path, feeds: list[dict[str, np.ndarray]], threads: int
+) -> ProfileResult:
+    """Time ``candidate`` and the reference on every feed, alternating which goes first, after
+    a warm-up pass over the first few; mean and p90 over the sentences."""
+    cand = latency_session(candidate, threads)
+    ref = latency_session(reference, threads)
+    cand_ms = np.empty(len(feeds))
+    ref_ms = np.empty(len(feeds))
+    with contention.timing_alone():
+        for feed in feeds[:10]:
+            cand.run(None, feed)
+            ref.run(None, feed)
+        for i, feed in enumerate(feeds):
+            if i % 2 == 0:
+                cand_ms[i] = _timed(lambda f=feed: cand.run(None, f))
+                ref_ms[i] = _timed(lambda f=feed: ref.run(None, f))
+            else:
+                ref_ms[i] = _timed(lambda f=feed: ref.run(None, f))
+                cand_ms[i] = _timed(lambda f=feed: cand.run(None, f))
+    return ProfileResult(
+        mean_ms=float(cand_ms.mean()),
+        p90_ms=float(np.percentile(cand_ms, 90)),
+        reference_mean_ms=float(ref_ms.mean()),
+        rows=len(feeds),
     )
 
 

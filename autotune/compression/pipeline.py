@@ -43,7 +43,12 @@ from autotune.compression.evaluate import (
     onnx_weight_sparsity,
     size_mb,
 )
-from autotune.compression.latency import measure_interleaved
+from autotune.compression.latency import (
+    ProfileResult,
+    measure_interleaved,
+    measure_profile,
+    profile_feeds,
+)
 from autotune.compression.reuse import (
     ProbeCache,
     StudentStore,
@@ -149,6 +154,7 @@ def run_trial(
             compressed = compressed_size_mb(deployed)
         with timer.stage("latency"):
             latency = measure_interleaved(deployed, inputs.reference_onnx, inputs.latency, vocab)
+            profile = _profile(inputs, deployed)
     metrics = TrialMetrics(
         accuracy=scores.accuracy,
         macro_f1=scores.macro_f1,
@@ -172,10 +178,21 @@ def run_trial(
         latency_reference_ms=latency.reference_median_ms,
         latency_foreign_cores=latency.foreign_cores,
         latency_reliable=latency.reliable,
+        latency_data_mean_ms=profile.mean_ms if profile else None,
+        latency_data_p90_ms=profile.p90_ms if profile else None,
+        latency_data_reference_ms=profile.reference_mean_ms if profile else None,
     )
     result = EvalResult(config, metrics, latency, str(deployed), inputs.hardware, reuse)
     write_metrics(result, out_dir / METRICS_FILE)
     return result
+
+
+def _profile(inputs: TrialInputs, model: Path) -> ProfileResult | None:
+    """The data-length profile, when the study asks for one."""
+    if not inputs.latency.data_rows:
+        return None
+    feeds = profile_feeds(inputs.validation, inputs.latency.data_rows)
+    return measure_profile(model, inputs.reference_onnx, feeds, inputs.latency.threads)
 
 
 def _check_latency(inputs: TrialInputs, probed: LatencyResult) -> None:

@@ -162,16 +162,15 @@ def _api_routes(app: FastAPI) -> None:
 
     @app.get("/api/studies/{name}/trials", tags=["trials"], response_class=JSONResponse)
     def trials(name: str, status: str | None = None, hardware: str | None = None) -> Response:
-        """Every measured trial (optionally one status: complete, stopped, failed)."""
-        # Plain JSON types already: skip FastAPI's per-item encoding pass (10,000 trials).
-        return JSONResponse(
-            [
-                t.to_json()
-                for t in api.study_trials(name, settings())
-                if (status is None or t.status == status)
-                and (hardware is None or t.hardware_id == hardware)
-            ]
+        """Every measured trial (optionally one status: complete, stopped, failed); with
+        ``hardware``, that machine's results: its own trials and those it re-measured."""
+        listed = (
+            api.study_trials(name, settings())
+            if hardware is None
+            else api.machine_trials(name, hardware, settings())
         )
+        # Plain JSON types already: skip FastAPI's per-item encoding pass (10,000 trials).
+        return JSONResponse([t.to_json() for t in listed if status is None or t.status == status])
 
     @app.get("/api/studies/{name}/trials/{number}", tags=["trials"])
     def trial(name: str, number: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotune.cache import hash_file
-from autotune.compression.config import EvalResult, TrialMetrics
+from autotune.compression.config import EvalResult, TrialMetrics, relative_latency
 from autotune.compression.pipeline import TrialInputs, run_trial
 from autotune.context import StudyContext
 from autotune.errors import LatencyConstraintError, one_line
@@ -118,9 +118,11 @@ class Objective:
         ``latency_ms`` follows moves as trials arrive, and the sampler must compare trials
         on one scale (the ranking is the same as the calibrated one)."""
         fixed = self.context.inputs.reference_baseline_ms
+        figure = self.spec.latency.optimise  # the fixed length, or the data profile's
+        relative = relative_latency(metrics.to_json(), figure)
         values = {
             "accuracy": metrics.accuracy,
-            "latency": fixed / metrics.speedup_vs_teacher_ort if fixed else metrics.latency_ms,
+            "latency": fixed * relative if fixed else metrics.latency_ms,
             "size": metrics.size_mb,
         }
         return tuple(values[o] for o in self.spec.objectives)

@@ -18,6 +18,8 @@ import numpy as np
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
+from autotune.compression.config import LATENCY_FIGURES, relative_latency
+
 SIGN = {"accuracy": -1.0, "latency": 1.0, "size": 1.0}
 METRIC_OF = {"accuracy": "accuracy", "latency": "latency_ms", "size": "size_mb"}
 
@@ -57,6 +59,7 @@ def summary_points(
     objectives: Sequence[str],
     limits: dict[str, float | None],
     latency_scale_ms: float | None = None,
+    figure: str = "fixed",
 ) -> list[Point]:
     """Points of trial summaries (``store.reads.TrialSummary``: complete, trusted, one
     machine's) that meet ``limits`` (``min_accuracy``, ``max_latency_ms``, ``max_size_mb``).
@@ -64,7 +67,9 @@ def summary_points(
     Limits are judged on the calibrated ``latency_ms``. With ``latency_scale_ms`` (the
     machine's stored baseline) the latency objective is that fixed figure over the trial's
     speedup instead: the same ranking, in a scale that does not move as the quiet reference
-    is refined, so that hypervolumes stay comparable over time."""
+    is refined, so that hypervolumes stay comparable over time. ``figure`` is the latency the
+    study ranks by (``latency.optimise``: the fixed length, or the data profile's mean or
+    p90)."""
     points = []
     for t in summaries:
         m = t.metrics
@@ -77,9 +82,12 @@ def summary_points(
             )
         ):
             continue
-        values = {name: float(m[METRIC_OF[name]]) for name in objectives}
+        values = {
+            name: float(m[LATENCY_FIGURES[figure] if name == "latency" else METRIC_OF[name]])
+            for name in objectives
+        }
         if latency_scale_ms and "latency" in values:
-            values["latency"] = latency_scale_ms / float(m["speedup_vs_teacher_ort"])
+            values["latency"] = latency_scale_ms * relative_latency(m, figure)
         points.append(Point(t.number, tuple(values[name] for name in objectives)))
     return points
 

@@ -128,6 +128,7 @@ def _snapshot(url: str, spec: StudySpec, hardware_id: str) -> None:
                 "max_size_mb": limits.max_size_mb,
             },
             stored["ort_fp32_ms"],
+            spec.latency.optimise,
         )
         front = pareto.compute_front(points, spec.objectives, reference)
         fronts.record_snapshot(

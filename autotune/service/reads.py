@@ -44,6 +44,15 @@ def study_trials(study: str, storage: str | Settings | None = None) -> list[Tria
     return measured.calibrated_trials(open_results(storage).storage, study)
 
 
+def machine_trials(
+    study: str, hardware: str | None = None, storage: str | Settings | None = None
+) -> list[TrialSummary]:
+    """One machine's results (default: this one's, or the only one's): the trials that ran
+    there and those it measured again, in its calibrated milliseconds."""
+    url = open_results(storage).storage
+    return measured.on_machine(url, study, pick_hardware(url, study, hardware))
+
+
 @dataclass(frozen=True)
 class StudyInfo:
     """One study for the dashboard: its overview, spec, running trials and machines."""

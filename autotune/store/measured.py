@@ -26,6 +26,7 @@ from autotune.store.models import BaselineRecord, RemeasureRecord, RemeasureStat
 from autotune.store.reads import TrialSummary, trials
 
 QUIET_PERCENTILE = 10
+DATA_REFERENCE = "latency_data_reference_ms"
 
 
 def quiet_reference_ms(baseline_ms: float | None, windows: list[float]) -> float | None:
@@ -47,8 +48,11 @@ class MachineView:
     stored_baselines: dict[str, Any]  # as measured when the machine joined the study
 
 
-def machine_view(url: str, study: str, hardware_id: str) -> MachineView:
-    raw = _results(url, study, hardware_id)
+def machine_view(
+    url: str, study: str, hardware_id: str, listed: list[TrialSummary] | None = None
+) -> MachineView:
+    """``listed``: the study's trial rows when the caller has read them already."""
+    raw = _results(url, study, hardware_id, trials(url, study) if listed is None else listed)
     with session_scope(url) as session:
         values = next(
             (
@@ -59,7 +63,9 @@ def machine_view(url: str, study: str, hardware_id: str) -> MachineView:
             {},
         )
     quiet = quiet_reference_ms(values.get("ort_fp32_ms"), _windows(raw))
-    return MachineView(calibrate(raw, quiet), quiet, calibrated_baselines(values, quiet), values)
+    quiet_data = quiet_reference_ms(None, _windows(raw, DATA_REFERENCE))
+    calibrated = calibrate(raw, quiet, quiet_data)
+    return MachineView(calibrated, quiet, calibrated_baselines(values, quiet), values)
 
 
 def on_machine(url: str, study: str, hardware_id: str) -> list[TrialSummary]:
@@ -69,8 +75,10 @@ def on_machine(url: str, study: str, hardware_id: str) -> list[TrialSummary]:
     return machine_view(url, study, hardware_id).trials
 
 
-def _results(url: str, study: str, hardware_id: str) -> list[TrialSummary]:
-    everywhere = {t.number: t for t in trials(url, study)}
+def _results(
+    url: str, study: str, hardware_id: str, listed: list[TrialSummary]
+) -> list[TrialSummary]:
+    everywhere = {t.number: t for t in listed}
     by_number = {n: t for n, t in everywhere.items() if t.hardware_id == hardware_id}
     with session_scope(url) as session:
         again = [
@@ -99,14 +107,16 @@ def calibrated_trials(url: str, study: str) -> list[TrialSummary]:
     listed = trials(url, study)
     by_machine: dict[str, dict[int, TrialSummary]] = {}
     for hardware_id in sorted({t.hardware_id for t in listed}):
-        by_machine[hardware_id] = {t.number: t for t in on_machine(url, study, hardware_id)}
+        view = machine_view(url, study, hardware_id, listed)
+        by_machine[hardware_id] = {t.number: t for t in view.trials}
     return [by_machine[t.hardware_id].get(t.number, t) for t in listed]
 
 
-def _windows(summaries: list[TrialSummary]) -> list[float]:
-    """The reference medians of the reliable latency windows among ``summaries``."""
+def _windows(summaries: list[TrialSummary], key: str = "latency_reference_ms") -> list[float]:
+    """The teacher reference's figures ``key`` of the reliable latency windows among
+    ``summaries``: its median at the fixed length, or its mean over the data profile."""
     return [
-        float(t.metrics.get("latency_reference_ms") or 0.0)
+        float(t.metrics.get(key) or 0.0)
         for t in summaries
         if t.status == "complete" and t.metrics.get("latency_reliable", True)
     ]
@@ -117,10 +127,13 @@ def reference_ms(url: str, study: str, hardware_id: str) -> float | None:
     return machine_view(url, study, hardware_id).reference_ms
 
 
-def calibrate(summaries: list[TrialSummary], quiet_ms: float | None) -> list[TrialSummary]:
+def calibrate(
+    summaries: list[TrialSummary], quiet_ms: float | None, quiet_data_ms: float | None = None
+) -> list[TrialSummary]:
     """``latency_ms`` of each complete trial recomputed from the quiet reference and the
-    speedup measured in its window; the figure stored at trial time stays in the database."""
-    if quiet_ms is None:
+    speedup measured in its window, and the data-length profile's figures likewise from the
+    teacher's quiet profile mean; the figures stored at trial time stay in the database."""
+    if quiet_ms is None and quiet_data_ms is None:
         return summaries
     out = []
     for t in summaries:
@@ -128,7 +141,14 @@ def calibrate(summaries: list[TrialSummary], quiet_ms: float | None) -> list[Tri
         if t.status != "complete" or not speedup:
             out.append(t)
             continue
-        metrics = dict(t.metrics, latency_ms=quiet_ms / speedup, latency_baseline_ms=quiet_ms)
+        metrics = dict(t.metrics)
+        if quiet_ms is not None:
+            metrics.update(latency_ms=quiet_ms / speedup, latency_baseline_ms=quiet_ms)
+        window = metrics.get(DATA_REFERENCE)
+        if quiet_data_ms is not None and window:
+            scale = quiet_data_ms / window  # the ratios to the teacher stay as measured
+            for key in (DATA_REFERENCE, "latency_data_mean_ms", "latency_data_p90_ms"):
+                metrics[key] = metrics[key] * scale
         out.append(replace(t, metrics=metrics))
     return out
 

@@ -42,12 +42,24 @@ def check_resumable(url: str, spec: StudySpec) -> bool:
     """Refuse a spec that differs from the stored one; True if the study already exists."""
     with session_scope(url) as session:
         record = StudyRecord.find(session, spec.name)
-        if record is not None and record.spec_hash != spec_hash(spec):
+        if record is not None and not _same_spec(record, spec):
             raise SpecError(
                 f"study '{spec.name}' already exists in this storage with a different spec; "
                 "resume it with the same spec or give the new spec another name"
             )
         return record is not None
+
+
+def _same_spec(record: StudyRecord, spec: StudySpec) -> bool:
+    """The stored spec read with this autotune's defaults for settings added since it was
+    stored: a study made by an older autotune resumes with the spec it was made with."""
+    if record.spec_hash == spec_hash(spec):
+        return True
+    try:
+        stored = StudySpec.model_validate(record.spec)
+    except ValueError:
+        return False
+    return spec_hash(stored) == spec_hash(spec)
 
 
 @retrying

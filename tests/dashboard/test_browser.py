@@ -172,3 +172,40 @@ def test_plots_explain_themselves(browser, serve, filled_db) -> None:
     points = page.locator("#curve-plot .scatterlayer .point").count()
     assert points == len(complete[0].metrics["train_curve"]) >= 2
     assert not errors, errors
+
+
+def test_one_study_on_two_machines(browser, serve, filled_db, tmp_path, monkeypatch) -> None:
+    """A study re-measured on a second machine: its own front on the study page, and both
+    fronts on one plot, each labelled with its machine."""
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    shutil.copyfile(filled_db.url.removeprefix("sqlite:///"), tmp_path / "two.db")
+    [first] = autotune.api.hardware_info("tiny", url)
+    monkeypatch.setenv("AUTOTUNE_HARDWARE_LABEL", "deploy-box")
+    report = autotune.api.remeasure("tiny", scope="all", storage=url, artifacts=filled_db.artifacts)
+    monkeypatch.delenv("AUTOTUNE_HARDWARE_LABEL")
+    second = report.hardware_id
+    assert report.measured and second != first
+
+    base = serve(create_app(url, filled_db.artifacts))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/studies/tiny?hardware={second}")
+    page.wait_for_selector("#front-plot .scatterlayer .point")
+    front = autotune.pareto_front("tiny", url, hardware=second)
+    assert _front_points(page) == {"data": len(front.members), "drawn": len(front.members)}
+    hover = page.evaluate(
+        "() => document.getElementById('front-plot')._fullData"
+        ".find(t => t.meta === 'front').text[0]"
+    )
+    assert f"re-measured here; trained on {first}" in hover
+
+    page.get_by_role("link", name="compare its fronts on every machine").click()
+    page.wait_for_url(f"{base}/compare?a=tiny&b=tiny")
+    page.wait_for_selector("#compare-plot .scatterlayer .point")
+    names = page.evaluate(
+        "() => document.getElementById('compare-plot')._fullData.map(t => t.name)"
+    )
+    assert len(names) == 2 and {first, second} == {n.split(" on ")[1].split(" ")[0] for n in names}
+    assert "2 different hardware fingerprints" in page.locator("#machines").inner_text()
+    assert not errors, errors

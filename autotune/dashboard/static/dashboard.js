@@ -101,8 +101,18 @@ const autotune = (() => {
       `accuracy ${fmt(m.accuracy, 4)}`, `latency ${fmt(m.latency_ms, 2)} ms`,
       `speedup ${fmt(m.speedup_vs_teacher_pytorch, 1)}x vs PyTorch FP32`,
       `size ${fmt(m.size_mb, 1)} MB`, `T=${t.config.temperature} α=${fmt(t.config.alpha, 2)}`,
+      ...(t.remeasured_from ? [`re-measured here; trained on ${esc(t.remeasured_from)}`] : []),
+      ...(m.latency_reliable === false ? ["latency UNRELIABLE (machine busy)"] : []),
     ].join("<br>");
   }
+
+  const AXIS_TITLES = {
+    latency_ms: "latency (ms, batch 1, fixed length)",
+    latency_data_mean_ms: "latency on validation sentences at their own lengths (mean ms)",
+    latency_data_p90_ms: "latency on validation sentences at their own lengths (p90 ms)",
+    speedup_vs_teacher_pytorch: "speedup vs teacher PyTorch FP32",
+  };
+  const FIGURE_AXES = { data_mean: "latency_data_mean_ms", data_p90: "latency_data_p90_ms" };
 
   function frontFigure(study, front, trials, limits, xKey) {
     const members = new Set(front.members.map((m) => m.number));
@@ -146,7 +156,9 @@ const autotune = (() => {
     ].filter((b) => b[1]);
     const ref = base.pytorch_fp32_ms;
     const bx = (ms) => (xKey === "latency_ms" ? ms : ref / ms);
-    traces.push({
+    // The baselines and the budget are fixed-length figures: not drawn on a data-length axis.
+    const onData = xKey.startsWith("latency_data_");
+    if (!onData) traces.push({
       name: "teacher baselines", type: "scatter", mode: "markers+text", meta: "baseline",
       x: teacher.map((b) => bx(b[1])), y: teacher.map((b) => b[2]),
       text: teacher.map((b) => b[0]), textposition: "top center", hoverinfo: "text+x+y",
@@ -157,7 +169,7 @@ const autotune = (() => {
       shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: limits.min_accuracy,
         y1: limits.min_accuracy, line: { dash: "dash", color: "#dc2626" } });
     }
-    if (limits.max_latency_ms != null) {
+    if (limits.max_latency_ms != null && !onData) {
       const x = bx(limits.max_latency_ms);
       shapes.push({ type: "line", yref: "paper", y0: 0, y1: 1, x0: x, x1: x,
         line: { dash: "dash", color: "#dc2626" } });
@@ -165,8 +177,7 @@ const autotune = (() => {
     const layout = {
       title: { text: `${esc(study)}: Pareto front on ${esc(front.hardware_id)} ` +
         `(colour: bit width, marker: depth)`, ...TITLE_LEFT },
-      xaxis: { title: { text: xKey === "latency_ms" ? "latency (ms, batch 1)" :
-        "speedup vs teacher PyTorch FP32" }, type: xKey === "latency_ms" ? "log" : "linear" },
+      xaxis: { title: { text: AXIS_TITLES[xKey] }, type: xKey.endsWith("_ms") ? "log" : "linear" },
       yaxis: { title: { text: "accuracy (ONNX Runtime, validation)" } },
       shapes, hovermode: "closest", margin: { t: 60 },
     };
@@ -237,14 +248,24 @@ const autotune = (() => {
     hwSelect.replaceChildren(...machines.map(([id, info]) =>
       new Option(`${id} (${info.cpu}, ${info.threads} thread${info.threads === 1 ? "" : "s"})`, id)));
     if (hardware) hwSelect.value = hardware;
+    if (machines.length > 1) {
+      const link = document.getElementById("compare-machines");
+      link.href = `/compare?a=${enc(study)}&b=${enc(study)}`;
+      link.hidden = false;
+    }
     const limits = detail.spec.constraints || {};
+    // The figure the study ranks by is the one shown first.
+    const figure = FIGURE_AXES[(detail.spec.latency || {}).optimise];
+    if (figure) xSelect.value = figure;
     let table = null, lastCount = -1, trials = [];
 
     async function draw() {
       const hw = hwSelect.value;
       const query = hw ? `?hardware=${enc(hw)}` : "";
       const front = await getJSON(`${base}/front${query}`);
-      const fig = frontFigure(study, front, trials, limits, xSelect.value);
+      // That machine's results: its own trials and those it measured again.
+      const mine = hw ? await getJSON(`${base}/trials${query}`) : trials;
+      const fig = frontFigure(study, front, mine, limits, xSelect.value);
       const plot = document.getElementById("front-plot");
       await Plotly.react(plot, fig.traces, fig.layout, PLOT_CONFIG);
       if (!plot.dataset.bound) {
@@ -321,7 +342,8 @@ const autotune = (() => {
   async function comparePage(a, b) {
     const traces = [];
     const machines = [];
-    for (const [i, name] of [a, b].entries()) {
+    // One study twice: its fronts on every machine that measured it.
+    for (const [i, name] of (a === b ? [a] : [a, b]).entries()) {
       const detail = await getJSON(`/api/studies/${enc(name)}`);
       for (const [hw, info] of Object.entries(detail.hardware)) {
         const front = await getJSON(`/api/studies/${enc(name)}/front?hardware=${enc(hw)}`);
@@ -339,7 +361,7 @@ const autotune = (() => {
     document.getElementById("machines").textContent = distinct > 1
       ? `These fronts come from ${distinct} different hardware fingerprints: latencies of one ` +
         "machine say nothing about another."
-      : "Both fronts were measured on the same hardware fingerprint.";
+      : "All fronts were measured on the same hardware fingerprint.";
     await Plotly.newPlot("compare-plot", traces, {
       xaxis: { title: { text: "latency (ms, batch 1)" }, type: "log" },
       yaxis: { title: { text: "accuracy" } }, title: { text: `${esc(a)} vs ${esc(b)}` },
