@@ -85,9 +85,13 @@ class StudentStore:
         self._trim()
 
     def _trim(self) -> None:
-        entries = sorted(
-            (p for p in self.root.iterdir() if (p / "meta.json").exists()),
-            key=lambda p: p.stat().st_mtime,
-        )
+        # Workers sharing the cache trim it at once: an entry may vanish while we look.
+        ages: list[tuple[float, Path]] = []
+        for entry in self.root.iterdir():
+            try:
+                ages.append(((entry / "meta.json").stat().st_mtime, entry))
+            except FileNotFoundError:
+                continue
+        entries = [entry for _, entry in sorted(ages)]
         for old in entries[: max(0, len(entries) - self.max_entries)]:
             shutil.rmtree(old, ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from autotune import hardware
 from autotune.compression.evaluate import evaluate_onnx
-from autotune.compression.latency import measure_interleaved
+from autotune.compression.latency import measure_interleaved, measure_profile, profile_feeds
 from autotune.context import Bench, prepare_bench
 from autotune.errors import AmbiguousHardwareError, ConfigError, HardwareNotFoundError
 from autotune.progress import Progress
@@ -182,11 +182,18 @@ def _measure_one(
         latency_started = time.perf_counter()
         vocab = bench.teacher.model.config.vocab_size
         latency = measure_interleaved(model, bench.reference, bench.settings, vocab)
+        profile = None
+        if bench.settings.data_rows:
+            feeds = profile_feeds(bench.splits.validation, bench.settings.data_rows)
+            profile = measure_profile(model, bench.reference, feeds, bench.settings.threads)
     except Exception as exc:  # a missing or corrupt model is this trial's failure only
         return None, failure_reason(exc), time.perf_counter() - started
     done = time.perf_counter()
+    # The trial's own figures where the machine does not matter (shape, size, training);
+    # the read-time calibration is not stored.
+    kept = {k: v for k, v in trial.metrics.items() if k != "latency_baseline_ms"}
     metrics = {
-        **trial.metrics,
+        **kept,
         "accuracy": scores.accuracy,
         "macro_f1": scores.macro_f1,
         # Until the machine's quiet reference is known, the baseline measured just now.
@@ -200,6 +207,9 @@ def _measure_one(
         "latency_reference_ms": latency.reference_median_ms,
         "latency_foreign_cores": latency.foreign_cores,
         "latency_reliable": latency.reliable,
+        "latency_data_mean_ms": profile.mean_ms if profile else None,
+        "latency_data_p90_ms": profile.p90_ms if profile else None,
+        "latency_data_reference_ms": profile.reference_mean_ms if profile else None,
         "stage_seconds": {
             "evaluate": latency_started - evaluate_started,
             "latency": done - latency_started,

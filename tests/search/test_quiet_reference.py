@@ -32,7 +32,7 @@ def test_quiet_reference_is_a_low_sample_of_every_window() -> None:
     assert measured.quiet_reference_ms(30.0, windows) == 10.0
 
 
-def _stale_baselines(url: str) -> float:
+def _stale_baselines(url: str) -> tuple[float, Path, str]:
     """Multiply the teacher baselines, in the database and in the on-disk cache the next
     run reads them from, by SLOWER: as if measured on a busy machine. Returns the true
     ORT FP32 figure."""
@@ -46,9 +46,10 @@ def _stale_baselines(url: str) -> float:
         for p in (cache.cache_root() / "baselines").glob("*/baselines.json")
         if json.loads(p.read_text())["ort_fp32_ms"] == true_ms
     ]
-    values = json.loads(cached.read_text())
+    original = cached.read_text()
+    values = json.loads(original)
     cached.write_text(json.dumps({k: v * SLOWER if k in keys else v for k, v in values.items()}))
-    return true_ms
+    return true_ms, cached, original
 
 
 def test_a_stale_baseline_is_corrected_after_a_few_trials(
@@ -58,8 +59,11 @@ def test_a_stale_baseline_is_corrected_after_a_few_trials(
     spec = tmp_path / "tiny.toml"
     spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 4'))
     autotune.api.create_study(spec, url, artifacts=tmp_path / "a")
-    true_ms = _stale_baselines(url)
-    autotune.run_study(spec, url, artifacts=tmp_path / "a")
+    true_ms, cached, original = _stale_baselines(url)
+    try:
+        autotune.run_study(spec, url, artifacts=tmp_path / "a")
+    finally:
+        cached.write_text(original)  # the cache is shared by the whole test session
 
     [hardware_id] = autotune.api.hardware_info("tiny", url)
     view = measured.machine_view(url, "tiny", hardware_id)

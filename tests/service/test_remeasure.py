@@ -77,6 +77,7 @@ def test_a_second_machine_gets_its_own_front_without_training(
         assert result.hardware_id == box_b and result.remeasured_from == box_a
         assert set(result.metrics["stage_seconds"]) == {"evaluate", "latency"}, number
         assert 0.0 <= result.metrics["accuracy"] <= 1.0
+        assert result.metrics["latency_data_mean_ms"] > 0  # the data profile, timed here
 
     # Each machine has its own front, of its own results only.
     front_b = autotune.pareto_front("tiny", storage, hardware=box_b)
@@ -148,3 +149,39 @@ def test_remeasure_names_what_is_wrong(tmp_path: Path, tiny_teacher: Path, tiny_
     with session_scope(storage) as session:
         assert session.query(RemeasureRecord).count() == 0
     assert len(autotune.api.hardware_info("tiny", storage)) == 1
+
+
+def test_two_remeasures_at_once_share_the_work(
+    pg_url: str, tmp_path: Path, tiny_teacher: Path, tiny_data: Path, tiny_context
+) -> None:
+    """Two `remeasure` processes for one machine on PostgreSQL at the same moment: every
+    model is measured once, by one of them."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 6'))
+    artifacts = str(tmp_path / "artifacts")
+    autotune_cli("study", "run", str(spec), "--artifacts", artifacts, label="box-a", storage=pg_url)
+    complete = {
+        t.number for t in autotune.api.study_trials("tiny", pg_url) if t.status == "complete"
+    }
+    env = dict(os.environ, AUTOTUNE_HARDWARE_LABEL="box-b", AUTOTUNE_STORAGE=pg_url)
+    command = [sys.executable, "-m", "autotune", "remeasure", "tiny", "--all", "--json"]
+    runs = [
+        subprocess.Popen(
+            [*command, "--artifacts", artifacts],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    reports = []
+    for run in runs:
+        out, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err[-3000:]
+        reports.append(json.loads(out))
+    first, second = (set(r["measured"]) for r in reports)
+    assert not first & second and first | second == complete
+    with session_scope(pg_url) as session:
+        rows = session.query(RemeasureRecord).filter_by(study_name="tiny").all()
+        assert sorted(r.trial_number for r in rows) == sorted(complete)
