@@ -123,3 +123,11 @@ def filled_db(
     url = f"sqlite:///{folder / 'dash.db'}"
     autotune.run_study(spec, url, artifacts=folder / "artifacts")
     return FilledDatabase(url, folder / "artifacts")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path: Path) -> str:
+    """A fresh database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("pg_url")

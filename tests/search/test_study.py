@@ -40,13 +40,6 @@ def _spec(
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def test_study_runs_resumes_and_exports(
     storage: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
 ) -> None:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import optuna
-import pytest
 
 import autotune
 from autotune.store import measured
@@ -31,13 +30,6 @@ def autotune_cli(*args: str, label: str, storage: str) -> subprocess.CompletedPr
     )
     assert proc.returncode == 0, f"{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def test_a_second_machine_gets_its_own_front_without_training(
