@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
@@ -157,20 +158,39 @@ def test_killed_worker_trial_fails_within_two_heartbeats_and_is_retried(
     assert rows[number].status == "failed"
 
 
-def _restart_postgres(down_seconds: float) -> None:
-    """Stop the server, keep it down long enough for the workers to notice, start it."""
+def _pg_ctl(action: str) -> None:
     clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True)
     version, name = next(
         ln.split()[:2] for ln in clusters.stdout.splitlines() if ln.split()[2] == "5432"
     )
-    for action in ("stop", "start"):
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action],
-            check=True,
-            capture_output=True,
-        )
-        if action == "stop":
-            time.sleep(down_seconds)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action],
+        check=True,
+        capture_output=True,
+    )
+
+
+class StderrLines:
+    """Collects a running process's stderr on a thread, so a test can wait for a line (and
+    drains its stdout, so a full pipe never blocks it)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self._thread.start()
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def worker_waits(self, parent: int) -> set[int]:
+        pids = re.findall(r"warning \(pid (\d+)\): .*database unavailable", "".join(self.lines))
+        return {int(pid) for pid in pids} - {parent}
+
+    def text(self) -> str:
+        self._thread.join(timeout=30)
+        return "".join(self.lines)
 
 
 @pytest.mark.skipif(
@@ -190,11 +210,18 @@ def test_workers_survive_a_postgresql_restart(
     while len(study.get_trials(deepcopy=False, states=COUNTED)) < 3:
         assert run.poll() is None, run.communicate()
         time.sleep(0.2)
-    _restart_postgres(down_seconds=5)
-    err = finish(run)
-    # The workers (not only the parent watching them) hit the outage and waited it out.
-    waited = {int(pid) for pid in re.findall(r"warning \(pid (\d+)\): .*database unavailable", err)}
-    assert waited - {run.pid}, err
+    # Keep the server down until a worker (not only the parent watching them) has hit the
+    # outage: a worker inside a long latency window touches no database for many seconds,
+    # and a pre-pinged pool reconnects silently to a server that is already back.
+    stderr = StderrLines(run)
+    _pg_ctl("stop")
+    down_since = time.monotonic()
+    while not stderr.worker_waits(run.pid) and time.monotonic() - down_since < 120:
+        time.sleep(0.5)
+    time.sleep(2)  # an outage that lasts past the first retry
+    _pg_ctl("start")
+    assert run.wait(timeout=600) == 0, stderr.text()
+    assert stderr.worker_waits(run.pid), stderr.text()
     assert_consistent(pg_url, 16, 2)
 
 
