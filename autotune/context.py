@@ -96,6 +96,7 @@ def latency_settings(
         busy_retries=lat.busy_retries,
         busy_wait_s=lat.busy_wait_s,
         data_rows=lat.data_rows,
+        fuse_attention=lat.fuse_attention,
     )
 
 

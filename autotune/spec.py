@@ -237,6 +237,9 @@ class LatencySpec(_Strict):
     # profile's mean or p90 (what most traffic sees).
     data_rows: int = Field(default=200, ge=0, le=100_000)
     optimise: LatencyFigure = "fixed"
+    # FP32 students: try ORT's fused attention (logits within 1e-4 of the unfused graph) and
+    # ship it only where it times faster than the unfused model on this machine.
+    fuse_attention: bool = True
 
     @model_validator(mode="after")
     def _profile_for_data(self) -> Self:

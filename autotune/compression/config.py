@@ -166,6 +166,8 @@ class LatencySettings:
     # The data-length profile: this many validation sentences, batch 1, each at its own
     # length (0: none).
     data_rows: int = 0
+    # Try ORT's fused attention on FP32 models; kept only where it times faster.
+    fuse_attention: bool = True
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,11 @@ class TrialMetrics:
     latency_data_mean_ms: float | None = None
     latency_data_p90_ms: float | None = None
     latency_data_reference_ms: float | None = None
+    # Fused attention (FP32 models): whether the shipped file has it, and the speedups over
+    # the teacher of the fused and unfused forms when both were timed on this machine.
+    attention_fused: bool = False
+    fused_speedup_vs_teacher_ort: float | None = None
+    unfused_speedup_vs_teacher_ort: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

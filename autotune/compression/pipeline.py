@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from autotune.compression import export, quantize
+from autotune.compression import fusion as fusion_ops
 from autotune.compression.batching import TokenizedSplit, train_batches
 from autotune.compression.config import (
     CompressionConfig,
@@ -148,13 +151,17 @@ def run_trial(
                 student, config, names, work / "final", out_dir / MODEL_FILE
             )
             export.check_loads(deployed)
+        with timer.stage("latency"):
+            latency = measure_interleaved(deployed, inputs.reference_onnx, inputs.latency, vocab)
+            fusion = _keep_fused_if_faster(inputs, student, config, work / "final", latency)
+            if fusion.kept is not None:
+                shutil.copyfile(fusion.kept.path, deployed)
+                latency = fusion.kept_latency
+            profile = _profile(inputs, deployed)
         with timer.stage("evaluate"):
             scores = evaluate_onnx(deployed, inputs.validation, inputs.eval_threads)
             sparsity = onnx_weight_sparsity(deployed)
             compressed = compressed_size_mb(deployed)
-        with timer.stage("latency"):
-            latency = measure_interleaved(deployed, inputs.reference_onnx, inputs.latency, vocab)
-            profile = _profile(inputs, deployed)
     metrics = TrialMetrics(
         accuracy=scores.accuracy,
         macro_f1=scores.macro_f1,
@@ -181,10 +188,61 @@ def run_trial(
         latency_data_mean_ms=profile.mean_ms if profile else None,
         latency_data_p90_ms=profile.p90_ms if profile else None,
         latency_data_reference_ms=profile.reference_mean_ms if profile else None,
+        attention_fused=fusion.kept is not None,
+        fused_speedup_vs_teacher_ort=fusion.fused_speedup,
+        unfused_speedup_vs_teacher_ort=fusion.unfused_speedup,
     )
     result = EvalResult(config, metrics, latency, str(deployed), inputs.hardware, reuse)
     write_metrics(result, out_dir / METRICS_FILE)
     return result
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """Fused attention tried on a model: the fused copy kept (None: the unfused model stays)
+    and both speedups over the teacher when both were timed."""
+
+    kept: fusion_ops.Fused | None = None
+    kept_latency: LatencyResult | None = None
+    fused_speedup: float | None = None
+    unfused_speedup: float | None = None
+
+
+def _keep_fused_if_faster(
+    inputs: TrialInputs,
+    student: nn.Module,
+    config: CompressionConfig,
+    work: Path,
+    unfused: LatencyResult,
+) -> FusionChoice:
+    """Fuse an FP32 model's attention and keep it only if it is faster on this machine.
+
+    FP32 only: on INT8 graphs the fused form quantizes differently (``QAttention``), so it
+    is another model, not a faster run of the same one. Both windows must be quiet; a
+    busy one keeps the unfused model.
+    """
+    if not inputs.latency.fuse_attention or config.bits != 32 or config.int8_method == "qat":
+        return FusionChoice()
+    fused = fusion_ops.fuse_attention(
+        work / "quantized.onnx",
+        work / "fused-raw.onnx",
+        student.config.num_attention_heads,
+        student.config.hidden_size,
+    )
+    if fused is None:
+        return FusionChoice()
+    optimised = export.optimize_for_ort(fused.path, work / "fused.onnx")
+    fused = dataclasses.replace(fused, path=optimised)
+    vocab = inputs.teacher.config.vocab_size
+    timed = measure_interleaved(optimised, inputs.reference_onnx, inputs.latency, vocab)
+    faster = timed.speedup_vs_reference > unfused.speedup_vs_reference
+    keep = faster and timed.reliable and unfused.reliable
+    return FusionChoice(
+        kept=fused if keep else None,
+        kept_latency=timed if keep else None,
+        fused_speedup=timed.speedup_vs_reference,
+        unfused_speedup=unfused.speedup_vs_reference,
+    )
 
 
 def _profile(inputs: TrialInputs, model: Path) -> ProfileResult | None:
