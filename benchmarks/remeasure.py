@@ -72,6 +72,9 @@ def part_one(work: Path, env: dict[str, str]) -> dict:
                 "accuracy": m.metrics["accuracy"],
                 "latency_ms": m.metrics["latency_ms"],
                 "speedup_vs_teacher_ort": m.metrics["speedup_vs_teacher_ort"],
+                # The data-length profile (validation sentences at their own lengths).
+                "data_mean_ms": m.metrics.get("latency_data_mean_ms"),
+                "data_p90_ms": m.metrics.get("latency_data_p90_ms"),
             }
             for m in front.members
         ]
@@ -189,6 +192,10 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def markdown(results: dict) -> str:
     lines = []
     one = results.get("part_one")
@@ -214,10 +221,12 @@ def markdown(results: dict) -> str:
         for hardware, members in one["fronts"].items():
             threads = 1 if hardware == one["source"] else 2
             lines.append(f"Front on {hardware} ({threads} thread{'s' if threads > 1 else ''}):")
-            lines += ["", "| trial | configuration | accuracy | latency ms | speedup vs ORT |"]
-            lines.append("|---|---|---|---|---|")
+            lines += ["", "| trial | configuration | accuracy | latency ms (fixed length) | "
+                      "data mean ms | data p90 ms | speedup vs ORT |"]  # fmt: skip
+            lines.append("|---|---|---|---|---|---|---|")
             lines += [
                 f"| {m['trial']} | {m['config']} | {m['accuracy']:.4f} | {m['latency_ms']:.2f} | "
+                f"{_ms(m.get('data_mean_ms'))} | {_ms(m.get('data_p90_ms'))} | "
                 f"{m['speedup_vs_teacher_ort']:.2f}x |"
                 for m in members
             ]

@@ -210,6 +210,10 @@ def _measure_one(
         "latency_data_mean_ms": profile.mean_ms if profile else None,
         "latency_data_p90_ms": profile.p90_ms if profile else None,
         "latency_data_reference_ms": profile.reference_mean_ms if profile else None,
+        # The fused-or-not choice was timed on the source machine; the file ships as chosen
+        # there, and those speedups are not this machine's.
+        "fused_speedup_vs_teacher_ort": None,
+        "unfused_speedup_vs_teacher_ort": None,
         "stage_seconds": {
             "evaluate": latency_started - evaluate_started,
             "latency": done - latency_started,
