@@ -21,7 +21,6 @@ import numpy as np
 import onnxruntime as ort
 
 from autotune.compression.export import example_inputs
-from autotune.errors import CompressionError
 
 PARITY_TOLERANCE = 1e-4
 PARITY_LENGTHS = (16, 64)
@@ -56,8 +55,10 @@ def fuse_attention(source: Path, target: Path, heads: int, hidden_size: int) -> 
                 hidden_size=hidden_size,
                 opt_level=0,
             )
-    except Exception as exc:
-        raise CompressionError(f"attention fusion of {source.name} failed: {exc}") from None
+    except Exception:
+        # ORT's fusions assert on shapes they do not expect (11 of 12 heads kept, for one): an
+        # optional speed-up that does not apply, not a failed model.
+        return None
     finally:
         quiet.setLevel(previous)
     fused = model.get_fused_operator_statistics().get("Attention", 0)

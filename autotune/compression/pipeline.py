@@ -223,6 +223,8 @@ def _keep_fused_if_faster(
     """
     if not inputs.latency.fuse_attention or config.bits != 32 or config.int8_method == "qat":
         return FusionChoice()
+    if config.heads != inputs.teacher.config.num_attention_heads:
+        return FusionChoice()  # pruned heads: ORT's attention pattern never matches them
     fused = fusion_ops.fuse_attention(
         work / "quantized.onnx",
         work / "fused-raw.onnx",
