@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from autotune.errors import SpecError
 
 Bits = Literal[32, 8, 4]
-Int8Method = Literal["dynamic", "qat"]
+Int8Method = Literal["dynamic", "dynamic7", "qat"]
 Objective = Literal["accuracy", "latency", "size"]
 Sampler = Literal["tpe", "nsga2", "gp", "random"]
 LatencyFigure = Literal["fixed", "data_mean", "data_p90"]

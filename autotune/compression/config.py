@@ -18,7 +18,8 @@ def ffn_width(intermediate_size: int, fraction: float) -> int:
 
 
 BITS = (32, 8, 4)
-INT8_METHODS = ("dynamic", "qat")
+# dynamic7: dynamic with 7-bit weights (ORT's reduce_range).
+INT8_METHODS = ("dynamic", "dynamic7", "qat")
 MAX_SPARSITY = 0.9
 
 
@@ -56,7 +57,7 @@ class CompressionConfig:
             self.int8_method in (None, *INT8_METHODS),
             "int8_method",
             self.int8_method,
-            "'dynamic' or 'qat'",
+            "'dynamic', 'dynamic7' or 'qat'",
         )
         _check(self.temperature > 0, "temperature", self.temperature, "a number > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "a number in [0, 1]")

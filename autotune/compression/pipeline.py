@@ -329,7 +329,10 @@ def _export_deployable(
         raw = export.export_onnx(stripped, work / "raw.onnx", input_names)
         return export.optimize_for_ort(raw, target)
     raw = export.export_onnx(student, work / "raw.onnx", input_names)
-    quantized = quantize.quantize_onnx(raw, work / "quantized.onnx", config.bits)
+    seven_bit = config.int8_method == "dynamic7"
+    quantized = quantize.quantize_onnx(
+        raw, work / "quantized.onnx", config.bits, reduce_range=seven_bit
+    )
     return export.optimize_for_ort(quantized, target)
 
 

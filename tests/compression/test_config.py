@@ -8,6 +8,8 @@ def test_int8_method_is_conditional_on_bits() -> None:
     assert CompressionConfig(layers=2, heads=4, bits=8).int8_method == "dynamic"
     assert CompressionConfig(layers=2, heads=4, bits=4, int8_method="qat").int8_method is None
     assert CompressionConfig(layers=2, heads=4, bits=8, int8_method="qat").int8_method == "qat"
+    seven = CompressionConfig(layers=2, heads=4, bits=8, int8_method="dynamic7")
+    assert seven.label().endswith("INT8-dynamic7")
 
 
 @pytest.mark.parametrize(

@@ -113,3 +113,24 @@ def test_interleaved_latency(fp32: Path, tmp_path: Path) -> None:
     assert result.speedup_vs_reference == pytest.approx(
         result.reference_median_ms / result.median_ms
     )
+
+
+def _int8_weight_range(path: Path) -> tuple[int, int]:
+    from onnx import numpy_helper
+
+    weights = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(path)).graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")
+    ]
+    assert weights
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+def test_reduce_range_keeps_int8_weights_to_seven_bits(fp32: Path, tmp_path: Path) -> None:
+    full = quantize_onnx(fp32, tmp_path / "s8.onnx", 8)
+    seven = quantize_onnx(fp32, tmp_path / "s7.onnx", 8, reduce_range=True)
+    # Symmetric per-channel weights: +-127 at 8 bits, +-64 at ORT's reduced range.
+    assert max(map(abs, _int8_weight_range(full))) == 127
+    assert max(map(abs, _int8_weight_range(seven))) == 64
+    assert np.abs(_run(seven) - _run(fp32)).max() < 0.3

@@ -15,6 +15,7 @@ from autotune.progress import Progress
 CASES = {
     "fp32-shallow": CompressionConfig(layers=1, heads=4, bits=32),
     "int8-dynamic": CompressionConfig(layers=2, heads=4, bits=8),
+    "int8-dynamic7": CompressionConfig(layers=2, heads=4, bits=8, int8_method="dynamic7"),
     "int8-qat": CompressionConfig(layers=2, heads=4, bits=8, int8_method="qat"),
     "int4-sparse": CompressionConfig(layers=4, heads=4, bits=4, sparsity=0.5),
     "narrow": CompressionConfig(
