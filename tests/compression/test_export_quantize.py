@@ -134,3 +134,11 @@ def test_reduce_range_keeps_int8_weights_to_seven_bits(fp32: Path, tmp_path: Pat
     assert max(map(abs, _int8_weight_range(full))) == 127
     assert max(map(abs, _int8_weight_range(seven))) == 64
     assert np.abs(_run(seven) - _run(fp32)).max() < 0.3
+
+
+def test_latency_sessions_do_not_spin(fp32: Path) -> None:
+    # Interleaved sessions at several threads: a spinning idle pool slows the other one.
+    from autotune.compression.latency import latency_session
+
+    options = latency_session(fp32, 2).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -61,12 +61,6 @@ def test_pruned_heads_stay_unfused(teacher, tmp_path: Path, heads: tuple[int, ..
     assert fuse_attention(raw, tmp_path / "fused.onnx", len(heads), 32) is None
 
 
-def test_a_pruned_fp32_trial_ships_unfused(tiny_context, tmp_path: Path) -> None:
-    result = run_trial(tiny_context.inputs, CompressionConfig(layers=2, heads=3, bits=32), tmp_path)
-    assert not result.metrics.attention_fused
-    assert result.metrics.fused_speedup_vs_teacher_ort is None
-
-
 def test_an_fp32_trial_times_both_forms_and_ships_the_faster(tiny_context, tmp_path: Path):
     result = run_trial(tiny_context.inputs, CompressionConfig(layers=2, heads=4, bits=32), tmp_path)
     m = result.metrics
@@ -82,10 +76,3 @@ def test_an_fp32_trial_times_both_forms_and_ships_the_faster(tiny_context, tmp_p
     assert evaluate_onnx(tmp_path / MODEL_FILE, tiny_context.inputs.validation).accuracy == (
         m.accuracy
     )
-
-
-def test_int8_trials_are_not_fused(tiny_context, tmp_path: Path) -> None:
-    result = run_trial(tiny_context.inputs, CompressionConfig(layers=2, heads=4, bits=8), tmp_path)
-    assert not result.metrics.attention_fused
-    assert result.metrics.fused_speedup_vs_teacher_ort is None
-    assert ops(tmp_path / MODEL_FILE)["Attention"] == 0

@@ -15,11 +15,16 @@ from autotune.progress import Progress
 CASES = {
     "fp32-shallow": CompressionConfig(layers=1, heads=4, bits=32),
     "int8-dynamic": CompressionConfig(layers=2, heads=4, bits=8),
-    "int8-dynamic7": CompressionConfig(layers=2, heads=4, bits=8, int8_method="dynamic7"),
     "int8-qat": CompressionConfig(layers=2, heads=4, bits=8, int8_method="qat"),
     "int4-sparse": CompressionConfig(layers=4, heads=4, bits=4, sparsity=0.5),
     "narrow": CompressionConfig(
-        layers=2, heads=2, ffn_fraction=0.25, bits=8, temperature=4, alpha=0.9
+        layers=2,
+        heads=2,
+        ffn_fraction=0.25,
+        bits=8,
+        int8_method="dynamic7",
+        temperature=4,
+        alpha=0.9,
     ),
 }
 
@@ -45,6 +50,10 @@ def test_trial_writes_a_measured_deployable_model(tiny_context, tmp_path: Path, 
         "evaluate",
         "latency",
     }
+    # Only FP32 students with all their heads are tried fused (and timed twice).
+    tried = config.bits == 32 and config.heads == 4
+    assert (result.metrics.fused_speedup_vs_teacher_ort is not None) == tried
+    assert result.metrics.attention_fused <= tried
     metrics = json.loads((tmp_path / METRICS_FILE).read_text())
     assert metrics["accuracy"] == result.metrics.accuracy
     assert metrics["config"] == config.to_dict()
