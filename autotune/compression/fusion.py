@@ -12,15 +12,15 @@ padded rows at two lengths; whether it is *faster* is for the caller to measure,
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from autotune.compression.evaluate import session
 from autotune.compression.export import example_inputs
+from autotune.compression.quantize import quiet_ort_logs
 
 PARITY_TOLERANCE = 1e-4
 PARITY_LENGTHS = (16, 64)
@@ -41,11 +41,8 @@ def fuse_attention(source: Path, target: Path, heads: int, hidden_size: int) -> 
     fused logits differ by more than ``PARITY_TOLERANCE``."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    quiet = logging.getLogger("onnxruntime.transformers")
-    previous = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with quiet_ort_logs(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # opt_level 0: the Python fusions only; ORT's session fusions run at load time.
             model = optimize_model(
@@ -59,8 +56,6 @@ def fuse_attention(source: Path, target: Path, heads: int, hidden_size: int) -> 
         # ORT's fusions assert on shapes they do not expect (11 of 12 heads kept, for one): an
         # optional speed-up that does not apply, not a failed model.
         return None
-    finally:
-        quiet.setLevel(previous)
     fused = model.get_fused_operator_statistics().get("Attention", 0)
     if not fused:
         return None
@@ -75,7 +70,7 @@ def fuse_attention(source: Path, target: Path, heads: int, hidden_size: int) -> 
 
 def max_logit_diff(a: Path, b: Path) -> float:
     """Largest absolute logit difference between two models on padded example batches."""
-    first, second = _session(a), _session(b)
+    first, second = session(a), session(b)
     names = tuple(i.name for i in first.get_inputs())
     worst = 0.0
     for length in PARITY_LENGTHS:
@@ -83,9 +78,3 @@ def max_logit_diff(a: Path, b: Path) -> float:
         out_a, out_b = first.run(None, feed)[0], second.run(None, feed)[0]
         worst = max(worst, float(np.abs(out_a - out_b).max()))
     return worst
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

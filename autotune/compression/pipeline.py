@@ -226,7 +226,7 @@ def _keep_fused_if_faster(
     if config.heads != inputs.teacher.config.num_attention_heads:
         return FusionChoice()  # pruned heads: ORT's attention pattern never matches them
     fused = fusion_ops.fuse_attention(
-        work / "quantized.onnx",
+        work / "raw.onnx",  # the export before ORT's offline optimisation (which hides the pattern)
         work / "fused-raw.onnx",
         student.config.num_attention_heads,
         student.config.hidden_size,

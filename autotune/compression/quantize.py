@@ -30,7 +30,7 @@ def quantize_onnx(source: Path, target: Path, bits: int, reduce_range: bool = Fa
     """Write ``source`` (an FP32 ONNX model) to ``target`` at ``bits`` bits; for INT8,
     ``reduce_range`` keeps weights to 7 bits."""
     try:
-        with _quiet_ort_logs():
+        with quiet_ort_logs():
             _quantize(source, target, bits, reduce_range)
     except CompressionError:
         raise
@@ -124,7 +124,7 @@ def strip_qat(model: nn.Module, input_names: tuple[str, ...]) -> nn.Module:
 
 
 @contextlib.contextmanager
-def _quiet_ort_logs() -> Iterator[None]:
+def quiet_ort_logs() -> Iterator[None]:
     # ORT's quantizers log advice and every skipped tensor, through the root logger and their
     # own module loggers (which carry handlers of their own). The root level is restored after:
     # the rest of the process (database retries, stale trials) still reports warnings.
