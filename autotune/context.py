@@ -91,6 +91,8 @@ def latency_settings(
         sequence_length=sequence_length or spec.latency_sequence_length,
         warmup=lat.warmup,
         runs=lat.runs,
+        precision=lat.precision,
+        max_runs=lat.max_runs,
         busy_cores=lat.busy_cores,
         max_reference_cv=lat.max_reference_cv,
         busy_retries=lat.busy_retries,

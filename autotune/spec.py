@@ -224,6 +224,10 @@ class LatencySpec(_Strict):
     sequence_length: int | None = Field(default=None, ge=1, le=512)
     warmup: int = Field(default=20, ge=0, le=10_000)
     runs: int = Field(default=100, ge=10, le=100_000)
+    # Then `runs` more calls at a time until the speedup's 95% interval is within
+    # +-precision of it (0: exactly `runs` calls), up to max_runs calls.
+    precision: float = Field(default=0.015, ge=0, le=1)
+    max_runs: int = Field(default=1000, ge=10, le=1_000_000)
     # A window is busy when other processes use more than busy_cores cores meanwhile, or
     # the teacher reference's CV exceeds max_reference_cv: it is timed again after
     # busy_wait_s, up to busy_retries times, else stored marked unreliable.
@@ -245,6 +249,12 @@ class LatencySpec(_Strict):
     def _profile_for_data(self) -> Self:
         if self.optimise != "fixed" and self.data_rows == 0:
             raise ValueError(f"optimise = {self.optimise!r} needs data_rows > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _runs_within_cap(self) -> Self:
+        if self.max_runs < self.runs:
+            raise ValueError(f"max_runs ({self.max_runs}) must be at least runs ({self.runs})")
         return self
 
 

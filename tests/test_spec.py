@@ -161,3 +161,14 @@ def test_ranking_by_the_data_profile_needs_one() -> None:
     spec["latency"] = {"optimise": "p50"}
     with pytest.raises(SpecError, match="latency.optimise: Input should be 'fixed', 'data_mean'"):
         parse_spec(spec, source="x.toml")
+
+
+def test_latency_run_cap_below_the_first_batch_is_refused() -> None:
+    spec = _minimal()
+    spec["latency"] = {"runs": 200, "max_runs": 100}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec, source="x.toml")
+    assert "max_runs (100) must be at least runs (200)" in str(err.value)
+    spec["latency"] = {"precision": -0.1}
+    with pytest.raises(SpecError, match="latency.precision"):
+        parse_spec(spec, source="x.toml")

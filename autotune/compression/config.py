@@ -156,7 +156,12 @@ class LatencySettings:
     batch_size: int = 1
     sequence_length: int = 64
     warmup: int = 20
+    # Calls per model: ``runs`` first, then ``runs`` more at a time until the speedup's 95%
+    # bootstrap interval is within +-``precision`` of it, or ``max_runs`` were timed (a
+    # sub-millisecond student's ratio moved 3% between quiet windows of 100 calls).
     runs: int = 100
+    precision: float = 0.015
+    max_runs: int = 1000
     # A window is busy when other processes used more than ``busy_cores`` cores during it,
     # or the reference's own spread (CV) exceeds ``max_reference_cv``; it is then measured
     # again after ``busy_wait_s``, up to ``busy_retries`` times, and else marked unreliable.
@@ -184,6 +189,33 @@ class LatencyResult:
     foreign_cores: float | None = None  # other processes' CPU use during the window
     attempts: int = 1  # windows timed (busy ones are timed again)
     reliable: bool = True  # False: every attempt found the machine busy
+    runs: int = 0  # calls timed per model in the window
+    # The speedup's 95% paired-bootstrap interval over the window's calls.
+    speedup_low: float = 0.0
+    speedup_high: float = 0.0
+
+    @property
+    def precision(self) -> float:
+        """Half the width of the speedup's interval, relative to the speedup."""
+        return (self.speedup_high - self.speedup_low) / 2 / self.speedup_vs_reference
+
+    def metrics(
+        self, reference_baseline_ms: float | None, pytorch_over_reference: float
+    ) -> dict[str, Any]:
+        """The :class:`TrialMetrics` fields this window gives (trials and re-measures)."""
+        return {
+            "latency_ms": self.corrected_ms(reference_baseline_ms),
+            "latency_raw_ms": self.median_ms,
+            "latency_p90_ms": self.p90_ms,
+            "latency_cv": self.cv,
+            "speedup_vs_teacher_ort": self.speedup_vs_reference,
+            "speedup_vs_teacher_pytorch": pytorch_over_reference * self.speedup_vs_reference,
+            "latency_reference_ms": self.reference_median_ms,
+            "latency_foreign_cores": self.foreign_cores,
+            "latency_reliable": self.reliable,
+            "latency_runs": self.runs,
+            "latency_precision": self.precision,
+        }
 
     def corrected_ms(self, reference_baseline_ms: float | None) -> float:
         """The latency users see and budgets are judged by, drift-corrected: the teacher's
@@ -228,6 +260,9 @@ class TrialMetrics:
     latency_reference_ms: float = 0.0
     latency_foreign_cores: float | None = None
     latency_reliable: bool = True
+    # Calls timed per model, and half the width of the speedup's 95% interval (relative).
+    latency_runs: int = 0
+    latency_precision: float | None = None
     # The data-length profile (``latency.data_rows`` validation sentences, batch 1, each at
     # its own length): the candidate's mean and p90, and the teacher's mean, interleaved.
     latency_data_mean_ms: float | None = None

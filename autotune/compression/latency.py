@@ -119,25 +119,32 @@ def _interleaved(
     candidate: Callable[[], object], reference: Callable[[], object], settings: LatencySettings
 ) -> LatencyResult:
     """Warm both up, then time them call by call, alternating which goes first so neither
-    always runs with a warmer cache."""
+    always runs with a warmer cache; ``settings.runs`` calls at a time until the speedup is
+    precise enough (:func:`speedup_interval`) or ``settings.max_runs`` were timed."""
     for _ in range(settings.warmup):
         candidate()
         reference()
-    cand_ms = np.empty(settings.runs)
-    ref_ms = np.empty(settings.runs)
-    for i in range(settings.runs):
-        if i % 2 == 0:
-            cand_ms[i] = _timed(candidate)
-            ref_ms[i] = _timed(reference)
-        else:
-            ref_ms[i] = _timed(reference)
-            cand_ms[i] = _timed(candidate)
-    return summarize(cand_ms, ref_ms)
+    cand_ms: list[float] = []
+    ref_ms: list[float] = []
+    while True:
+        for _ in range(settings.runs):
+            if len(cand_ms) % 2 == 0:
+                cand_ms.append(_timed(candidate))
+                ref_ms.append(_timed(reference))
+            else:
+                ref_ms.append(_timed(reference))
+                cand_ms.append(_timed(candidate))
+        result = summarize(np.array(cand_ms), np.array(ref_ms))
+        if not settings.precision or len(cand_ms) >= settings.max_runs:
+            return result
+        if result.precision <= settings.precision:
+            return result
 
 
 def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
     median = float(np.median(cand_ms))
     ref_median = float(np.median(ref_ms))
+    low, high = speedup_interval(cand_ms, ref_ms)
     return LatencyResult(
         median_ms=median,
         p90_ms=float(np.percentile(cand_ms, 90)),
@@ -145,7 +152,35 @@ def summarize(cand_ms: np.ndarray, ref_ms: np.ndarray) -> LatencyResult:
         reference_median_ms=ref_median,
         speedup_vs_reference=ref_median / median,
         reference_cv=float(np.std(ref_ms) / np.mean(ref_ms)),
+        runs=len(cand_ms),
+        speedup_low=low,
+        speedup_high=high,
     )
+
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def speedup_interval(cand_ms: np.ndarray, ref_ms: np.ndarray) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of median(reference) / median(candidate), resampling
+    the calls in pairs: the two calls of a pair ran back to back and share the machine's
+    state of that moment."""
+    from scipy.stats import bootstrap  # only where latency is timed: the CLI starts faster
+
+    result = bootstrap(
+        (ref_ms, cand_ms),
+        _ratio_of_medians,
+        paired=True,
+        vectorized=True,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(INPUT_SEED),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _ratio_of_medians(ref: np.ndarray, cand: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(ref, axis=axis) / np.median(cand, axis=axis)
 
 
 @dataclass(frozen=True)

@@ -197,16 +197,7 @@ def _measure_one(
         "accuracy": scores.accuracy,
         "macro_f1": scores.macro_f1,
         # Until the machine's quiet reference is known, the baseline measured just now.
-        "latency_ms": latency.corrected_ms(bench.baselines.ort_fp32_ms),
-        "latency_raw_ms": latency.median_ms,
-        "latency_p90_ms": latency.p90_ms,
-        "latency_cv": latency.cv,
-        "speedup_vs_teacher_ort": latency.speedup_vs_reference,
-        "speedup_vs_teacher_pytorch": bench.baselines.pytorch_over_reference
-        * latency.speedup_vs_reference,
-        "latency_reference_ms": latency.reference_median_ms,
-        "latency_foreign_cores": latency.foreign_cores,
-        "latency_reliable": latency.reliable,
+        **latency.metrics(bench.baselines.ort_fp32_ms, bench.baselines.pytorch_over_reference),
         "latency_data_mean_ms": profile.mean_ms if profile else None,
         "latency_data_p90_ms": profile.p90_ms if profile else None,
         "latency_data_reference_ms": profile.reference_mean_ms if profile else None,

@@ -1,5 +1,6 @@
 """Export, quantization and measurement with real ONNX Runtime sessions."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,20 @@ def test_interleaved_latency(fp32: Path, tmp_path: Path) -> None:
     assert result.speedup_vs_reference == pytest.approx(
         result.reference_median_ms / result.median_ms
     )
+    assert result.speedup_low <= result.speedup_vs_reference <= result.speedup_high
+    assert settings.runs <= result.runs <= settings.max_runs
+    assert result.runs % settings.runs == 0
+
+
+def test_latency_runs_grow_until_the_speedup_is_precise(fp32: Path) -> None:
+    base = LatencySettings(threads=1, sequence_length=16, warmup=2, runs=20, max_runs=60)
+    exact = measure_interleaved(fp32, fp32, replace(base, precision=0), vocab_size=30522)
+    loose = measure_interleaved(fp32, fp32, replace(base, precision=1.0), vocab_size=30522)
+    strict = measure_interleaved(fp32, fp32, replace(base, precision=1e-9), vocab_size=30522)
+    # precision 0 and a precision any window meets: one batch; one none meets: up to the cap.
+    assert (exact.runs, loose.runs, strict.runs) == (20, 20, 60)
+    assert strict.precision > 0
+    assert strict.speedup_low < strict.speedup_vs_reference < strict.speedup_high
 
 
 def _int8_weight_range(path: Path) -> tuple[int, int]:
