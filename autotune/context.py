@@ -93,6 +93,7 @@ def latency_settings(
         runs=lat.runs,
         precision=lat.precision,
         max_runs=lat.max_runs,
+        block=lat.block,
         busy_cores=lat.busy_cores,
         max_reference_cv=lat.max_reference_cv,
         busy_retries=lat.busy_retries,

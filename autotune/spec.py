@@ -228,6 +228,9 @@ class LatencySpec(_Strict):
     # +-precision of it (0: exactly `runs` calls), up to max_runs calls.
     precision: float = Field(default=0.015, ge=0, le=1)
     max_runs: int = Field(default=1000, ge=10, le=1_000_000)
+    # The candidate and the teacher alternate in blocks of this many calls, each after two
+    # untimed ones (1: call by call, no untimed calls).
+    block: int = Field(default=10, ge=1, le=10_000)
     # A window is busy when other processes use more than busy_cores cores meanwhile, or
     # the teacher reference's CV exceeds max_reference_cv: it is timed again after
     # busy_wait_s, up to busy_retries times, else stored marked unreliable.

@@ -1,14 +1,17 @@
 """Benchmark: do autotune's latency windows give the speedup a model shows on its own?
 
-autotune times a candidate call by call against the teacher reference (ORT FP32), in sessions
-that do not spin, adding calls until the speedup's 95% interval is within +-1.5%
-(``latency.precision``). A deployed model runs alone, in a default (spinning) session. This
-script compares, per model and thread count, the speedup over the teacher from
+autotune times a candidate against the teacher reference (ORT FP32) in one window, the two
+alternating, in sessions that do not spin. A deployed model runs alone, in a default
+(spinning) session. This script compares, per model and thread count, the speedup over the
+teacher from
 
-- ``autotune``: ``measure_interleaved`` as a trial runs it (three windows: their spread, and
-  how many calls each needed);
-- ``alone``: each model in its own default session, timed in blocks of consecutive calls,
-  the blocks alternating between the two models (five rounds), which is what a user sees.
+- ``autotune``: ``measure_interleaved`` as a trial runs it: the two models in alternating
+  blocks of 10 calls, each after 2 untimed ones (``latency.block``), 100 calls and then more
+  until the speedup's 95% interval is within +-1.5% (three windows: their spread, and how
+  many calls each needed);
+- ``call by call``: the same with ``block = 1``, autotune's timing before this benchmark;
+- ``alone``: each model in its own default session, in alternating blocks of 50 calls after
+  10 untimed ones, 500 per model: what a model serving back-to-back requests sees.
 
 Models: the teacher in INT8 and students built from it as autotune ships them (exported,
 optimised, INT8 where named), from about half the teacher's cost down to about a twentieth.
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-LENGTH, WINDOWS, ROUNDS, BLOCK, WARMUP = 64, 3, 5, 100, 20
+LENGTH, WINDOWS, ROUNDS, BLOCK, WARMUP = 64, 3, 10, 50, 10
 THREADS = (1, 2)
 
 
@@ -48,19 +51,20 @@ def default_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def alone(candidate: Path, reference: Path, threads: int, feed: dict) -> float:
-    """Speedup of ``candidate`` over ``reference``, each timed alone in blocks of calls."""
-    sessions = {"c": default_session(candidate, threads), "r": default_session(reference, threads)}
-    times: dict[str, list[float]] = {"c": [], "r": []}
-    for _ in range(ROUNDS):
-        for name, s in sessions.items():
-            for _ in range(WARMUP):
+def in_blocks(candidate, reference, feed: dict, block: int, warm: int, calls: int) -> dict:
+    """Medians of two sessions timed in alternating blocks: ``warm`` untimed calls (the
+    model's weights back in cache), then ``block`` timed ones, until ``calls`` per model."""
+    times: dict[str, list[float]] = {"candidate_ms": [], "reference_ms": []}
+    while len(times["candidate_ms"]) < calls:
+        for name, s in (("candidate_ms", candidate), ("reference_ms", reference)):
+            for _ in range(warm):
                 s.run(None, feed)
-            for _ in range(BLOCK):
+            for _ in range(block):
                 start = time.perf_counter()
                 s.run(None, feed)
                 times[name].append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times["r"]) / np.median(times["c"]))
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    return medians | {"speedup": medians["reference_ms"] / medians["candidate_ms"]}
 
 
 def models(bench, work: Path) -> dict[str, Path]:
@@ -94,19 +98,53 @@ def models(bench, work: Path) -> dict[str, Path]:
     return paths
 
 
-def row(name: str, path: Path, bench, threads: int, feed: dict) -> dict:
+def window(path: Path, bench, settings) -> dict:
     from autotune.compression.latency import measure_interleaved
 
+    r = measure_interleaved(path, bench.reference, settings, bench.teacher.model.config.vocab_size)
+    return {"speedup": r.speedup_vs_reference, "runs": r.runs, "precision": r.precision,
+            "reliable": r.reliable, "candidate_ms": r.median_ms,
+            "reference_ms": r.reference_median_ms, "foreign_cores": r.foreign_cores}  # fmt: skip
+
+
+def row(name: str, path: Path, bench, threads: int, feed: dict) -> dict:
+    """Three windows of each of autotune's two timings, alternated so that drift hits both,
+    then the models alone."""
     settings = replace(bench.settings, threads=threads, busy_retries=0)
-    vocab = bench.teacher.model.config.vocab_size
-    windows = []
+    windows, calls = [], []
     for _ in range(WINDOWS):
-        r = measure_interleaved(path, bench.reference, settings, vocab)
-        windows.append({"speedup": r.speedup_vs_reference, "runs": r.runs,
-                        "precision": r.precision, "reliable": r.reliable,
-                        "candidate_ms": r.median_ms, "foreign_cores": r.foreign_cores})  # fmt: skip
-    result = {"model": name, "threads": threads, "windows": windows,
-              "alone": alone(path, bench.reference, threads, feed)}  # fmt: skip
+        windows.append(window(path, bench, settings))
+        calls.append(window(path, bench, replace(settings, block=1)))
+    solo = (default_session(path, threads), default_session(bench.reference, threads))
+    result = {"model": name, "threads": threads, "windows": windows, "call_by_call": calls,
+              "alone": in_blocks(*solo, feed, BLOCK, WARMUP, ROUNDS * BLOCK)}  # fmt: skip
+    print(result, flush=True)
+    return result
+
+
+def session_effect(path: Path, bench, windows: int = 6) -> dict:
+    """Speedups of ``windows`` windows that reuse one pair of sessions, and of as many that
+    each load fresh sessions (as every trial does): is the spread between windows the
+    machine's, or the sessions' (where their buffers landed in memory)?"""
+    from autotune.compression.latency import (
+        _interleaved,
+        feed_for,
+        fixed_inputs,
+        latency_session,
+        measure_interleaved,
+    )
+
+    settings = replace(bench.settings, precision=0, runs=300, busy_retries=0)
+    vocab = bench.teacher.model.config.vocab_size
+    cand, ref = latency_session(path, 1), latency_session(bench.reference, 1)
+    feed = feed_for(cand, fixed_inputs(settings, vocab))
+    same, fresh = [], []
+    for _ in range(windows):  # alternated, so that slow drift hits both kinds alike
+        same.append(_interleaved(lambda: cand.run(None, feed), lambda: ref.run(None, feed),
+                                 settings).speedup_vs_reference)  # fmt: skip
+        fresh.append(measure_interleaved(path, bench.reference, settings, vocab)
+                     .speedup_vs_reference)  # fmt: skip
+    result = {"runs": settings.runs, "same_sessions": same, "fresh_sessions": fresh}
     print(result, flush=True)
     return result
 
@@ -129,7 +167,8 @@ def run(args: argparse.Namespace) -> None:
     result = json.loads(out.read_text()) if out.exists() else {}
     result |= {"hardware": {t: fingerprint(t) for t in THREADS}, "sequence_length": LENGTH,
                "settings": {"runs": bench.settings.runs, "precision": bench.settings.precision,
-                            "max_runs": bench.settings.max_runs}}  # fmt: skip
+                            "max_runs": bench.settings.max_runs,
+                            "block": bench.settings.block}}  # fmt: skip
     rows = result.setdefault("rows", [])
     with tempfile.TemporaryDirectory() as scratch:
         paths = models(bench, Path(scratch))
@@ -139,8 +178,18 @@ def run(args: argparse.Namespace) -> None:
                     continue
                 rows.append(row(name, path, bench, threads, feed))
                 out.write_text(json.dumps(result, indent=1))
+        if "sessions" not in result:
+            name = "student L2-H6-F0.25 INT8"
+            result["sessions"] = {"model": name, **session_effect(paths[name], bench)}
+            out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
     print(markdown(result))
+
+
+def spread(windows: list[dict], alone: dict) -> str:
+    """Range of the windows' speedups, and their median against the model alone."""
+    v = [w["speedup"] for w in windows]
+    return f"{min(v):.2f}-{max(v):.2f}x ({float(np.median(v)) / alone['speedup'] - 1:+.1%})"
 
 
 def markdown(r: dict) -> str:
@@ -149,24 +198,34 @@ def markdown(r: dict) -> str:
     s = r["settings"]
     prints = ", ".join(f"{h['id']} at {t} thread(s)" for t, h in hw.items())
     lines = [f"Machine {first['cpu']}, ISA {', '.join(first['isa'])}, ORT {first['onnxruntime']} "
-             f"(fingerprints {prints}); "
-             f"batch 1, seq {r['sequence_length']}. autotune: {WINDOWS} windows of "
-             f"`measure_interleaved` ({s['runs']} calls, then more until +-{s['precision']:.1%}, "
-             f"at most {s['max_runs']}); alone: default sessions, {ROUNDS} alternating blocks "
-             f"of {BLOCK} calls per model.", "",
-             "| model | threads | candidate ms | speedup alone | autotune windows | "
-             "calls per window | autotune median vs alone |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"(fingerprints {prints}); batch 1, seq {r['sequence_length']}. Speedup over the "
+             f"teacher in ORT FP32. autotune: {WINDOWS} windows of `measure_interleaved` "
+             f"(blocks of {s.get('block', 10)}, {s['runs']} calls, then more until "
+             f"+-{s['precision']:.1%}, at most {s['max_runs']}), and as many call by call; "
+             f"alone: default sessions, {ROUNDS} alternating blocks of {BLOCK} calls.", "",
+             "| model | threads | ms alone (teacher) | speedup alone | autotune (blocks) | "
+             "call by call | calls per autotune window | autotune ms (teacher) |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in r["rows"]:
-        speedups = [w["speedup"] for w in row["windows"]]
-        mid = float(np.median(speedups))
+        solo = row["alone"]
+
+        ms = [np.median([w[k] for w in row["windows"]]) for k in ("candidate_ms", "reference_ms")]
         lines.append(
             f"| {row['model']} | {row['threads']} | "
-            f"{np.median([w['candidate_ms'] for w in row['windows']]):.2f} | "
-            f"{row['alone']:.2f}x | {min(speedups):.2f}-{max(speedups):.2f}x | "
-            f"{'/'.join(str(w['runs']) for w in row['windows'])} | "
-            f"{mid / row['alone'] - 1:+.1%} |"
+            f"{solo['candidate_ms']:.2f} ({solo['reference_ms']:.2f}) | {solo['speedup']:.2f}x | "
+            f"{spread(row['windows'], solo)} | {spread(row['call_by_call'], solo)} | "
+            f"{'/'.join(str(w['runs']) for w in row['windows'])} | {ms[0]:.2f} ({ms[1]:.2f}) |"
         )
+    if "sessions" in r:
+        e = r["sessions"]
+        lines += ["", f"Spread between windows, {e['model']}, 1 thread, {e['runs']} calls per "
+                  "window (fixed), the two kinds alternated:", "",
+                  "| windows | speedups | range |", "|---|---|---|"]  # fmt: skip
+        for kind in ("same_sessions", "fresh_sessions"):
+            v = e[kind]
+            lines.append(f"| {kind.replace('_', ' ')} | "
+                         f"{', '.join(f'{x:.2f}' for x in v)} | "
+                         f"{max(v) / min(v) - 1:.1%} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -162,6 +162,8 @@ class LatencySettings:
     runs: int = 100
     precision: float = 0.015
     max_runs: int = 1000
+    # Calls per block: the two models alternate in blocks of this many (1: call by call).
+    block: int = 10
     # A window is busy when other processes used more than ``busy_cores`` cores during it,
     # or the reference's own spread (CV) exceeds ``max_reference_cv``; it is then measured
     # again after ``busy_wait_s``, up to ``busy_retries`` times, and else marked unreliable.

@@ -1,7 +1,7 @@
 """Latency in ONNX Runtime, measured interleaved with a reference model (decision 2).
 
 The machine is shared and its speed drifts between processes (15% at 2 threads here), so a
-candidate is timed call-by-call alternately with the reference in the same window:
+candidate is timed alternately with the reference, in short blocks, in the same window:
 ``speedup = median(reference) / median(candidate)`` stays stable even when both drift.
 """
 
@@ -32,7 +32,7 @@ def latency_session(path: Path, threads: int) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    # Two sessions are timed call by call: an idle one's spinning pool would steal the other's
+    # Two sessions are timed in turn: an idle one's spinning pool would steal the other's
     # cores (2 threads on 2 cores: the teacher read 22.8 ms spinning, 11.3 not, 13.1 alone).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -115,25 +115,39 @@ def is_busy(result: LatencyResult, foreign_cores: float | None, settings: Latenc
     return crowded or result.reference_cv > settings.max_reference_cv
 
 
+# Untimed calls at the start of each block (blocks of more than one call): they bring the
+# model's weights back into cache after the other model's block.
+WARM_PER_BLOCK = 2
+
+
 def _interleaved(
     candidate: Callable[[], object], reference: Callable[[], object], settings: LatencySettings
 ) -> LatencyResult:
-    """Warm both up, then time them call by call, alternating which goes first so neither
-    always runs with a warmer cache; ``settings.runs`` calls at a time until the speedup is
-    precise enough (:func:`speedup_interval`) or ``settings.max_runs`` were timed."""
+    """Warm both up, then time them in alternating blocks of ``settings.block`` calls, which
+    one goes first alternating too, so that neither always runs with a warmer machine;
+    ``settings.runs`` calls at a time until the speedup is precise enough
+    (:func:`speedup_interval`) or ``settings.max_runs`` were timed.
+
+    Blocks, not single calls: timed right after a 20 ms teacher call, whose weights had
+    pushed its own out of cache, a 1 ms student ran 30% slower than alone (BENCHMARKS.md
+    section 8); a block of 10 is still short enough to follow the machine's drift."""
     for _ in range(settings.warmup):
         candidate()
         reference()
     cand_ms: list[float] = []
     ref_ms: list[float] = []
+    warm = WARM_PER_BLOCK if settings.block > 1 else 0
+    rounds = 0
     while True:
-        for _ in range(settings.runs):
-            if len(cand_ms) % 2 == 0:
-                cand_ms.append(_timed(candidate))
-                ref_ms.append(_timed(reference))
-            else:
-                ref_ms.append(_timed(reference))
-                cand_ms.append(_timed(candidate))
+        target = len(cand_ms) + settings.runs
+        while len(cand_ms) < target:
+            size = min(settings.block, target - len(cand_ms))
+            pairs = [(candidate, cand_ms), (reference, ref_ms)]
+            for call, times in pairs if rounds % 2 == 0 else pairs[::-1]:
+                for _ in range(warm):
+                    call()
+                times.extend(_timed(call) for _ in range(size))
+            rounds += 1
         result = summarize(np.array(cand_ms), np.array(ref_ms))
         if not settings.precision or len(cand_ms) >= settings.max_runs:
             return result

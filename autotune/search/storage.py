@@ -39,6 +39,9 @@ RETRIED = (
     "get_all_studies",
     "create_new_trial",
     "set_trial_param",
+    # What a trial's suggest_* calls through the cache: unretried, one dropped connection
+    # while a worker sampled failed the trial and ended the worker (PostgreSQL restart test).
+    "_set_trial_param",
     "get_trial_param",
     "set_trial_intermediate_value",
     "set_trial_user_attr",
@@ -50,6 +53,7 @@ RETRIED = (
     "get_all_trials",
     "_get_trials",
     "get_best_trial",
+    "_get_best_trial_id",
     "_get_stale_trial_ids",
 )
 

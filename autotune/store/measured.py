@@ -1,7 +1,7 @@
 """What one machine measured for a study, in milliseconds that do not go stale.
 
 A trial's latency is a ratio measured in one window: the candidate against the teacher in ORT
-FP32, call by call. Milliseconds come from multiplying by the teacher's latency on that
+FP32, alternating. Milliseconds come from multiplying by the teacher's latency on that
 machine. That figure was once measured a single time, when a study started, and a busy start
 inflated every later trial's milliseconds. Now every window's own reference median counts
 too, and the machine's quiet figure is a low percentile of all of them (baseline included):

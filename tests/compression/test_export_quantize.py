@@ -18,7 +18,7 @@ from autotune.compression.evaluate import (
     session,
 )
 from autotune.compression.export import export_onnx, optimize_for_ort
-from autotune.compression.latency import measure_interleaved
+from autotune.compression.latency import _interleaved, measure_interleaved
 from autotune.compression.quantize import quantize_onnx
 from autotune.compression.sparsity import prunable_linears
 from autotune.teacher import load_teacher
@@ -157,3 +157,21 @@ def test_latency_sessions_do_not_spin(fp32: Path) -> None:
 
     options = latency_session(fp32, 2).get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.parametrize(("block", "untimed"), [(1, 0), (7, 2 * 3), (50, 2)])
+def test_models_alternate_in_blocks_with_untimed_calls_before_each(
+    block: int, untimed: int
+) -> None:
+    calls: list[str] = []
+    settings = LatencySettings(warmup=3, runs=20, precision=0, block=block)
+    result = _interleaved(lambda: calls.append("c"), lambda: calls.append("r"), settings)
+    assert result.runs == 20
+    # warm-up pairs, then per block: untimed calls and the block's timed ones
+    assert calls.count("c") == calls.count("r") == 3 + 20 + untimed
+    timed = calls[6:]
+    if block == 7:
+        # blocks of 7, 7 and 6, each model's block after its 2 untimed calls; who goes
+        # first alternates
+        assert timed[:18] == ["c"] * 9 + ["r"] * 9
+        assert timed[18:36] == ["r"] * 9 + ["c"] * 9
