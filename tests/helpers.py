@@ -64,7 +64,7 @@ def spec_text(data_path: Path, teacher_path: Path, **sections: str) -> str:
         "teacher": f'checkpoint = "{teacher_path}"',
         "training": "epochs = 1\nbatch_size = 16\nlearning_rate = 0.001",
         "space": "layers = { min = 1, max = 4 }\nheads = { min = 1, max = 4 }",
-        "latency": "threads = 1\nwarmup = 2\nruns = 10\nmax_runs = 40\nsequence_length = 16",
+        "latency": "threads = 1\nwarmup = 2\nruns = 10\nprecision = 0\nsequence_length = 16",
     }
     parts.update(sections)
     body = "\n\n".join(f"[{name}]\n{text}" for name, text in parts.items())
