@@ -128,7 +128,7 @@ def test_killed_worker_trial_fails_within_two_heartbeats_and_is_retried(
     pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
 ) -> None:
     heartbeat = 4
-    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 12)
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 8)
     autotune.api.create_study(spec, pg_url, artifacts=tmp_path / "a")
     env = {"AUTOTUNE_STORAGE": pg_url, "AUTOTUNE_HEARTBEAT_SECONDS": str(heartbeat)}
     args = ("worker", "tiny", "--artifacts", str(tmp_path / "a"), "--quiet")
@@ -147,7 +147,7 @@ def test_killed_worker_trial_fails_within_two_heartbeats_and_is_retried(
     assert failed_after <= 2 * heartbeat, f"FAIL after {failed_after:.1f}s"
 
     finish(survivor)
-    study = assert_consistent(pg_url, 12, 1)
+    study = assert_consistent(pg_url, 8, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retries = [
@@ -202,7 +202,7 @@ class StderrLines:
 def test_workers_survive_a_postgresql_restart(
     pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
 ) -> None:
-    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 16)
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 10)
     run = cli("study", "run", str(spec), "--workers", "2", "--storage", pg_url,
               "--artifacts", str(tmp_path / "a"))  # fmt: skip
     study = (
@@ -224,7 +224,7 @@ def test_workers_survive_a_postgresql_restart(
     _pg_ctl("start")
     assert run.wait(timeout=600) == 0, stderr.text()
     assert stderr.worker_waits(run.pid), stderr.text()
-    assert_consistent(pg_url, 16, 2)
+    assert_consistent(pg_url, 10, 2)
 
 
 def _wait_for_study(url: str) -> bool:
