@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
-import warnings
 from pathlib import Path
 
+import machine_bench  # benchmarks/, on the path when run as a script
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = machine_bench.RESULTS
 RUNS, WARMUP, LENGTH = 200, 20, 64
 LEVELS = ("BASIC", "EXTENDED", "ALL")
 
@@ -248,20 +247,7 @@ def markdown(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=Path("studies/sst2-minilm.toml"))
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--models-dir", type=Path)
-    parser.add_argument("--table", action="store_true")
-    parser.add_argument("--session-only", action="store_true")
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    warnings.simplefilter("ignore")
-    if args.table:
-        for path in sorted(RESULTS.glob("ort_variants-*.json")):
-            print(markdown(json.loads(path.read_text())), "\n")
-        return
-    run(args)
+    machine_bench.main(__doc__, "ort_variants", run, markdown, "--session-only")
 
 
 if __name__ == "__main__":

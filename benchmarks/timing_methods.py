@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import machine_bench  # benchmarks/, on the path when run as a script
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = machine_bench.RESULTS
 LENGTH, WINDOWS, ROUNDS, BLOCK, WARMUP = 64, 3, 10, 50, 10
 THREADS = (1, 2)
 
@@ -230,19 +229,7 @@ def markdown(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=Path("studies/sst2-minilm.toml"))
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--models-dir", type=Path)
-    parser.add_argument("--table", action="store_true")
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    warnings.simplefilter("ignore")
-    if args.table:
-        for path in sorted(RESULTS.glob("timing_methods-*.json")):
-            print(markdown(json.loads(path.read_text())), "\n")
-        return
-    run(args)
+    machine_bench.main(__doc__, "timing_methods", run, markdown)
 
 
 if __name__ == "__main__":
