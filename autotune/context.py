@@ -16,7 +16,9 @@ from autotune import cache, data, distill_data, hardware
 from autotune.compression import export, quantize
 from autotune.compression.batching import BASE_INPUTS, TokenizedSplit, train_batches
 from autotune.compression.config import TRAIN_THREADS_ENV, LatencySettings, TrainingSettings
+from autotune.compression.distill import recipe_steps
 from autotune.compression.evaluate import evaluate_onnx
+from autotune.compression.fidelity import RungPlan, rung_plan
 from autotune.compression.latency import measure_interleaved, measure_torch_interleaved
 from autotune.compression.pipeline import TrialInputs
 from autotune.compression.reuse import StudentStore
@@ -61,6 +63,7 @@ class StudyContext:
     num_labels: int
     distillation: distill_data.DistillationSet
     label_names: tuple[str, ...] | None = None  # id -> name, when the data or spec names them
+    rungs: RungPlan | None = None  # a multi-fidelity study's rungs (search.fidelity)
 
 
 def training_settings(spec: StudySpec) -> TrainingSettings:
@@ -190,6 +193,7 @@ def prepare_study(
         data_key=distillation.key,
         student_store=StudentStore(cache.cache_root() / "students"),
     )
+    rungs = _rungs(spec, inputs.training, len(inputs.train))
     _set_training_threads(spec)
     return StudyContext(
         spec,
@@ -200,7 +204,18 @@ def prepare_study(
         splits.num_labels,
         distillation,
         splits.label_names,
+        rungs,
     )
+
+
+def _rungs(spec: StudySpec, training: TrainingSettings, n_rows: int) -> RungPlan | None:
+    """The rungs of the whole recipe on this training set (its size, augmented rows included,
+    is known only now)."""
+    schedule = spec.search.fidelity
+    if schedule is None:
+        return None
+    steps, logits = recipe_steps(n_rows, training)
+    return rung_plan(steps, logits, training.batch_size, schedule.min_examples, schedule.eta)
 
 
 def _set_training_threads(spec: StudySpec) -> None:

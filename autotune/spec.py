@@ -261,10 +261,23 @@ class LatencySpec(_Strict):
         return self
 
 
+class FidelitySpec(_Strict):
+    """Multi-fidelity search (MO-ASHA): every configuration trains ``min_examples`` or a
+    little more first; each rung promotes its best 1/``eta`` by Pareto rank to the next, up
+    to the whole recipe. Rungs are the recipe's example count divided by eta again and again
+    (``compression.fidelity``)."""
+
+    min_examples: int = Field(ge=1, le=10**12)
+    eta: int = Field(default=3, ge=2, le=100)
+
+
 class SearchSpec(_Strict):
     sampler: Sampler = "tpe"
+    # With a fidelity schedule: configurations sampled (each starts at the lowest rung);
+    # promotions to higher rungs come on top.
     n_trials: int = Field(default=40, ge=1, le=1_000_000)
     enqueue: list[dict[str, Any]] = []
+    fidelity: FidelitySpec | None = None
 
 
 class StudySpec(_Strict):

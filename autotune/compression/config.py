@@ -275,6 +275,13 @@ class TrialMetrics:
     attention_fused: bool = False
     fused_speedup_vs_teacher_ort: float | None = None
     unfused_speedup_vs_teacher_ort: float | None = None
+    # Multi-fidelity studies: the rung (0 = lowest), whether it is the top one (the whole
+    # recipe: only those answer the study), the examples the student has been trained on in
+    # all, and those this trial trained (a promoted trial resumes from its lower rung).
+    rung: int | None = None
+    top_rung: bool = True
+    budget_examples: int | None = None
+    trained_examples: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,17 +9,22 @@ hard-label ones whatever the temperature, so alpha means the same thing at every
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import prune
 
 from autotune.compression.batching import TokenizedSplit, batches_per_epoch, train_batches
 from autotune.compression.config import TrainingSettings
 from autotune.compression.contention import wait_while_timing
+from autotune.compression.fidelity import RungTraining
 from autotune.compression.layer_distill import (
     LayerCapture,
     captured,
@@ -32,6 +37,7 @@ from autotune.errors import ConfigError
 
 LOG_EVERY = 25  # steps per curve point on long runs
 CURVE_POINTS = 50  # short runs log more often, so that even they draw a curve
+CHECKPOINT_FORMAT = 1
 
 StepCallback = Callable[[int, int], None]
 
@@ -90,6 +96,13 @@ def total_steps(n_rows: int, settings: TrainingSettings, epochs: float | None = 
     return max(1, round(per_epoch * (settings.epochs if epochs is None else epochs)))
 
 
+def recipe_steps(n_rows: int, settings: TrainingSettings) -> tuple[list[int], list[bool]]:
+    """Optimizer steps of each stage of the recipe on ``n_rows`` rows, and whether each trains
+    the classifier (as a study runs it: a teacher at hand for the layer losses)."""
+    plan = stages(settings, settings.uses_teacher_layers)
+    return [total_steps(n_rows, settings, s.epochs) for s in plan], [s.logits for s in plan]
+
+
 @dataclass
 class _Targets:
     """What one training run distils from; tensors live on the training device."""
@@ -114,13 +127,16 @@ def distill(
     on_step: StepCallback | None = None,
     teacher: nn.Module | None = None,
     layer_map: list[int] | None = None,
+    rung: RungTraining | None = None,
 ) -> list[tuple[int, float]]:
     """Train ``model`` in place; returns the loss curve as (step, mean loss) pairs.
 
     Without ``teacher_logits`` this is plain fine-tuning on the labels (how a teacher is made).
     With ``teacher`` and ``layer_map`` (student layer k was cut from teacher layer
     ``layer_map[k]``) and a non-zero hidden or attention weight, intermediate layers are
-    distilled too. The model ends on the CPU in eval mode, wherever it trained.
+    distilled too. With ``rung``, only part of the run: from its checkpoint (if any) to its
+    stop step, leaving a checkpoint there. The model ends on the CPU in eval mode, wherever
+    it trained.
     """
     if teacher_logits is not None and len(teacher_logits) != len(train):
         raise ValueError(f"{len(teacher_logits)} teacher logits for {len(train)} training rows")
@@ -144,26 +160,31 @@ def distill(
     rng = np.random.default_rng(settings.seed)
     steps = [total_steps(len(train), settings, stage.epochs) for stage in plan]
     progress = _Progress(sum(steps), on_step)
+    stop = sum(steps) if rung is None else min(rung.stop_step, sum(steps))
     model.to(device)
     if targets.teacher is not None:
         targets.teacher.to(device)
+    run = _Run(model, train, settings, targets, rng, pad_id, device, progress)
     try:
-        for stage, count in zip(plan, steps, strict=True):
+        resumed = run.resume(rung.resume_from) if rung and rung.resume_from else None
+        if rung is not None:
+            rung.resumed_step = resumed.step if resumed else 0
+        first = resumed.stage if resumed else 0
+        offset = sum(steps[:first])
+        for index in range(first, len(plan)):
+            stage, count = plan[index], steps[index]
+            if offset >= stop:
+                break
             # Sparsity ramps during the stage that shapes the predictions.
             final_sparsity = sparsity if stage.logits else 0.0
-            _run_stage(
-                model,
-                train,
-                settings,
-                stage,
-                count,
-                targets,
-                final_sparsity,
-                rng,
-                pad_id,
-                device,
-                progress,
-            )
+            state = resumed if resumed and index == resumed.stage else None
+            finished = run.stage(stage, index, count, final_sparsity, stop - offset, state)
+            if not finished:
+                break
+            offset += count
+        if rung is not None and rung.save_to is not None:
+            run.save(rung.save_to, stop, steps)
+        run.bake()
     finally:
         model.to("cpu")
         if targets.teacher is not None:
@@ -191,46 +212,206 @@ class _Progress:
         if self.on_step is not None:
             self.on_step(self.done, self.total)
 
+    def state(self) -> dict[str, Any]:
+        return {"done": self.done, "curve": [list(p) for p in self.curve], "running": self.running}
 
-def _run_stage(
-    model: nn.Module,
-    train: TokenizedSplit,
-    settings: TrainingSettings,
-    stage: Stage,
-    steps: int,
-    targets: _Targets,
-    sparsity: float,
-    rng: np.random.Generator,
-    pad_id: int,
-    device: torch.device,
-    progress: _Progress,
-) -> None:
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    warmup = int(steps * settings.warmup_ratio)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(warmup, steps))
-    sparsifier = GradualMagnitudeSparsity(model, sparsity, steps)
-    student_layers = list(range(len(targets.layer_map)))
-    model.train()
-    step = 0
-    with captured(model, student_layers if stage.intermediate else []) as capture:
-        while step < steps:
-            for batch in train_batches(train, settings.batch_size, rng, pad_id):
+    def restore(self, state: dict[str, Any]) -> None:
+        self.done = int(state["done"])
+        self.curve = [(int(s), float(v)) for s, v in state["curve"]]
+        self.running = [float(v) for v in state["running"]]
+
+
+class _Batches:
+    """Training batches epoch after epoch, as ``train_batches`` draws them, with a position
+    that can be saved: the random state an epoch started from and how many batches of it
+    were taken (a resumed run draws the same epoch and skips those)."""
+
+    def __init__(
+        self, train: TokenizedSplit, batch_size: int, rng: np.random.Generator, pad_id: int
+    ):
+        self.train, self.batch_size, self.rng, self.pad_id = train, batch_size, rng, pad_id
+        self.epoch: Iterator[Any] | None = None
+        self.epoch_start: dict[str, Any] = {}
+        self.taken = 0
+
+    def next(self) -> Any:
+        while True:
+            if self.epoch is None:
+                self.epoch_start = self.rng.bit_generator.state
+                self.epoch = train_batches(self.train, self.batch_size, self.rng, self.pad_id)
+                self.taken = 0
+            batch = next(self.epoch, None)
+            if batch is not None:
+                self.taken += 1
+                return batch
+            self.epoch = None
+
+    def state(self) -> dict[str, Any]:
+        if self.epoch is None:  # between epochs: the next one starts from the state now
+            return {"epoch_start": self.rng.bit_generator.state, "taken": 0}
+        return {"epoch_start": self.epoch_start, "taken": self.taken}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["epoch_start"]
+        self.epoch = None
+        for _ in range(int(state["taken"])):
+            self.next()
+
+
+@dataclass(frozen=True)
+class _Resumed:
+    """Where a checkpoint left the run: the stage, the steps done in it and in all."""
+
+    stage: int
+    stage_step: int
+    step: int
+    optimizer: dict[str, Any] | None
+    schedule: dict[str, Any] | None
+    sparsity_now: float
+
+
+class _Run:
+    """One training run, stage after stage, that can stop at any step and be resumed."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: TokenizedSplit,
+        settings: TrainingSettings,
+        targets: _Targets,
+        rng: np.random.Generator,
+        pad_id: int,
+        device: torch.device,
+        progress: _Progress,
+    ) -> None:
+        self.model, self.train, self.settings, self.targets = model, train, settings, targets
+        self.rng, self.pad_id, self.device, self.progress = rng, pad_id, device, progress
+        # Collected before any pruning renames a weight: the optimizer's parameter order.
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.batches: _Batches | None = None
+        self.current: tuple[int, int, Any, Any, GradualMagnitudeSparsity] | None = None
+
+    def stage(
+        self,
+        stage: Stage,
+        index: int,
+        steps: int,
+        sparsity: float,
+        budget: int,
+        resumed: _Resumed | None,
+    ) -> bool:
+        """Train ``stage`` (``steps`` in all) for at most ``budget`` more steps; True if it
+        finished."""
+        optimizer = torch.optim.AdamW(
+            self.trainable, lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
+        warmup = int(steps * self.settings.warmup_ratio)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(warmup, steps))
+        sparsifier = GradualMagnitudeSparsity(self.model, sparsity, steps)
+        step = 0
+        if resumed is not None:
+            step = resumed.stage_step
+            if resumed.optimizer is not None:
+                optimizer.load_state_dict(resumed.optimizer)
+                schedule.load_state_dict(resumed.schedule)
+            sparsifier.current = resumed.sparsity_now
+        else:
+            self.batches = _Batches(self.train, self.settings.batch_size, self.rng, self.pad_id)
+        assert self.batches is not None
+        end = min(steps, step + budget)
+        student_layers = list(range(len(self.targets.layer_map)))
+        self.model.train()
+        with captured(self.model, student_layers if stage.intermediate else []) as capture:
+            while step < end:
+                batch = self.batches.next()
                 wait_while_timing()  # pause while another autotune process times latency
-                loss = _loss(model, batch, stage, targets, settings, capture, device)
+                loss = _loss(
+                    self.model, batch, stage, self.targets, self.settings, capture, self.device
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
                 optimizer.step()
                 schedule.step()
                 step += 1
                 sparsifier.step(step)
-                progress.step(loss.item())
-                if step >= steps:
-                    break
-    sparsifier.finish()
+                self.progress.step(loss.item())
+        self.current = (index, step, optimizer, schedule, sparsifier)
+        if step < steps:
+            return False
+        sparsifier.finish()
+        self.current = None
+        return True
+
+    def save(self, path: Path, stop: int, steps: list[int]) -> None:
+        """The checkpoint at step ``stop``: mid-stage, with the stage's optimizer, schedule and
+        masks; at a stage's end, the start of the next."""
+        assert self.batches is not None
+        if self.current is not None:
+            index, stage_step, optimizer, schedule, sparsifier = self.current
+            extra = {
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "sparsity_now": sparsifier.current,
+                "batches": self.batches.state(),
+            }
+        else:  # the next stage starts afresh, drawing its batches from the random state now
+            index, stage_step = _stage_at(steps, stop), 0
+            fresh = {"epoch_start": self.rng.bit_generator.state, "taken": 0}
+            extra = {"optimizer": None, "schedule": None, "sparsity_now": 0.0, "batches": fresh}
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": self.model.state_dict(),
+                "stage": index,
+                "stage_step": stage_step,
+                "step": stop,
+                "torch_rng": torch.get_rng_state(),
+                "progress": self.progress.state(),
+                **extra,
+            },
+            path,
+        )
+
+    def resume(self, path: Path) -> _Resumed:
+        """Load a checkpoint into the model and the run; where it left off."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a training checkpoint of this autotune")
+        pruned = {
+            k.removesuffix(".weight_orig") for k in state["model"] if k.endswith(".weight_orig")
+        }
+        for name, module in self.model.named_modules():
+            if name in pruned:
+                prune.identity(module, "weight")  # the mask's slot; the checkpoint fills it
+        self.model.load_state_dict(state["model"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.progress.restore(state["progress"])
+        self.batches = _Batches(self.train, self.settings.batch_size, self.rng, self.pad_id)
+        self.batches.restore(state["batches"])
+        return _Resumed(
+            stage=int(state["stage"]),
+            stage_step=int(state["stage_step"]),
+            step=int(state["step"]),
+            optimizer=state["optimizer"],
+            schedule=state["schedule"],
+            sparsity_now=float(state["sparsity_now"]),
+        )
+
+    def bake(self) -> None:
+        """A run stopped mid-stage ships its weights at the sparsity reached so far."""
+        if self.current is not None:
+            for module in self.current[4].modules:
+                if prune.is_pruned(module):
+                    prune.remove(module, "weight")
+
+
+def _stage_at(steps: list[int], step: int) -> int:
+    """The stage that step ``step`` (counted from 0) falls in."""
+    for index, end in enumerate(itertools.accumulate(steps)):
+        if step < end:
+            return index
+    return len(steps)
 
 
 def _loss(

@@ -46,6 +46,7 @@ from autotune.compression.evaluate import (
     onnx_weight_sparsity,
     size_mb,
 )
+from autotune.compression.fidelity import RungTraining
 from autotune.compression.latency import (
     ProfileResult,
     measure_interleaved,
@@ -119,8 +120,11 @@ def run_trial(
     config: CompressionConfig,
     out_dir: Path,
     progress: Progress | None = None,
+    rung: RungTraining | None = None,
 ) -> EvalResult:
-    """Run one configuration end to end and write ``model.onnx`` and ``metrics.json``."""
+    """Run one configuration end to end and write ``model.onnx`` and ``metrics.json``.
+
+    With ``rung``, train only that rung's part of the run (see ``compression.fidelity``)."""
     timer = _Timer(progress or Progress())
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = inputs.teacher.config.vocab_size
@@ -143,7 +147,7 @@ def run_trial(
                     inputs.probe_cache.put(key, probed)
             _check_latency(inputs, probed)
         with timer.stage("distill"):
-            curve, saved = _train(inputs, config, student, layer_map, timer.progress)
+            curve, saved = _train(inputs, config, student, layer_map, timer.progress, rung)
             reuse["student_reused"] = saved is not None
             reuse["distill_seconds_saved"] = saved or 0.0
         with timer.stage("export"):
@@ -182,6 +186,7 @@ def run_trial(
         attention_fused=fusion.kept is not None,
         fused_speedup_vs_teacher_ort=fusion.fused_speedup,
         unfused_speedup_vs_teacher_ort=fusion.unfused_speedup,
+        **_rung_metrics(rung, inputs.training.batch_size),
     )
     result = EvalResult(config, metrics, latency, str(deployed), inputs.hardware, reuse)
     write_metrics(result, out_dir / METRICS_FILE)
@@ -256,18 +261,31 @@ def _check_latency(inputs: TrialInputs, probed: LatencyResult) -> None:
         raise LatencyConstraintError(latency, inputs.max_latency_ms)
 
 
+def _rung_metrics(rung: RungTraining | None, batch_size: int) -> dict[str, Any]:
+    if rung is None:
+        return {}
+    return {
+        "rung": rung.index,
+        "top_rung": rung.top,
+        "budget_examples": rung.stop_step * batch_size,
+        "trained_examples": rung.steps_trained * batch_size,
+    }
+
+
 def _train(
     inputs: TrialInputs,
     config: CompressionConfig,
     student: nn.Module,
     layer_map: list[int],
     progress: Progress,
+    rung: RungTraining | None = None,
 ) -> tuple[list[tuple[int, float]], float | None]:
     """Distill, or load the same student trained by an earlier trial.
 
-    Returns the loss curve and, on reuse, the distillation seconds that were saved.
+    Returns the loss curve and, on reuse, the distillation seconds that were saved. A rung's
+    part of a run is never taken from the store: its checkpoint is what carries it on.
     """
-    store = inputs.student_store if reusable(config) else None
+    store = inputs.student_store if reusable(config) and rung is None else None
     key = training_key(inputs.teacher_key, inputs.data_key, config, inputs.training)
     if store is not None and (meta := store.load(key, student)) is not None:
         return [tuple(point) for point in meta["curve"]], float(meta["seconds"])
@@ -284,6 +302,7 @@ def _train(
         on_step=progress.step,
         teacher=inputs.teacher,
         layer_map=layer_map,
+        rung=rung,
     )
     if store is not None:
         store.save(key, student, {"curve": curve, "seconds": time.perf_counter() - started})

@@ -24,10 +24,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotune.cache import hash_file
 from autotune.compression.config import EvalResult, TrialMetrics, relative_latency
+from autotune.compression.fidelity import RungTraining
 from autotune.compression.pipeline import TrialInputs, run_trial
 from autotune.context import StudyContext
 from autotune.errors import LatencyConstraintError, one_line
 from autotune.progress import Progress
+from autotune.search import fidelity
 from autotune.search.space import suggest_config
 from autotune.store import measured, trials
 from autotune.store.models import TrialRecord, TrialStatus
@@ -91,8 +93,11 @@ class Objective:
             )
             config = chosen.to_dict()
             trial.set_user_attr("config", config)
+            rung = self._rung(trial, chosen, out)
             stages = TrialStages(self.progress, trial.number)
-            result = run_trial(self._inputs_now(), chosen, out, stages)
+            result = run_trial(self._inputs_now(), chosen, out, stages, rung)
+            if rung is not None:
+                fidelity.keep_checkpoint(trial, rung, self.artifact_store)
             measured = self._store(trial, result, started)
         except LatencyConstraintError as exc:
             trial.set_user_attr("stopped", str(exc))
@@ -111,6 +116,14 @@ class Objective:
             # The objective's own time: the rest of a trial is the service's overhead.
             trial.set_user_attr("objective_seconds", time.perf_counter() - started)
         return self._values(measured)
+
+    def _rung(self, trial: optuna.Trial, config, out: Path) -> RungTraining | None:
+        """In a multi-fidelity study, the trial's rung and its part of the training run."""
+        if self.context.rungs is None:
+            return None
+        return fidelity.rung_training(
+            trial, self.context.rungs, config, out / "rung", self.artifact_store
+        )
 
     def _values(self, metrics: TrialMetrics) -> tuple[float, ...]:
         """What the sampler sees. Latency is in one fixed scale per machine, the baseline

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotune import cache
 from autotune.context import StudyContext
 from autotune.errors import ConfigError
+from autotune.search.fidelity import sampled_at_rung_zero
 from autotune.search.objective import METRIC_NAMES
 from autotune.search.storage import optuna_storage
 from autotune.spec import StudySpec
@@ -44,6 +45,13 @@ def sampler_seed(spec: StudySpec, stream: object = 0) -> int:
 
 
 def make_sampler(spec: StudySpec, stream: object = 0) -> optuna.samplers.BaseSampler:
+    sampler = _base_sampler(spec, stream)
+    if spec.search.fidelity is not None:
+        return sampled_at_rung_zero(sampler)
+    return sampler
+
+
+def _base_sampler(spec: StudySpec, stream: object) -> optuna.samplers.BaseSampler:
     seed = sampler_seed(spec, stream)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -27,6 +27,7 @@ from autotune.compression.config import CompressionConfig
 from autotune.context import StudyContext
 from autotune.errors import StudyInterrupted
 from autotune.progress import Progress
+from autotune.search.fidelity import PLAN_ATTR, Promoter, rung_of
 from autotune.search.heartbeat import heartbeat_seconds
 from autotune.search.objective import Objective, worker_id
 from autotune.search.recorder import TrialRecorder
@@ -49,10 +50,28 @@ TARGET_ATTR = "target_trials"
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
-    """(trials that count towards the budget, trials running now) across all workers."""
+    """(trials that count towards the budget, trials running now) across all workers. In a
+    multi-fidelity study the budget counts configurations: trials at the lowest rung."""
     trials = study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING))
+    trials = [t for t in trials if rung_of(t) == 0]
     running = sum(t.state == TrialState.RUNNING for t in trials)
     return len(trials) - running, running
+
+
+def unfinished(study: optuna.Study) -> int:
+    """Trials enqueued or running, any rung: while there are some, promotions may follow."""
+    states = (TrialState.WAITING, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def is_done(study: optuna.Study, spec: StudySpec, target: int) -> bool:
+    """Enough trials finished; in a multi-fidelity study also no promotion pending."""
+    pending = unfinished(study) if spec.search.fidelity is not None else 0
+    return counts(study)[0] >= target and not pending
+
+
+def waiting(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 class BudgetGuard:
@@ -60,9 +79,10 @@ class BudgetGuard:
     once it has run ``limit`` trials itself (what was missing when it started, or its own
     ``--trials``), so that a study whose every trial fails still ends."""
 
-    def __init__(self, target: int, limit: int) -> None:
+    def __init__(self, target: int, limit: int, fidelity: bool = False) -> None:
         self.target = target
         self.limit = limit
+        self.fidelity = fidelity  # enqueued promotions run beyond the budget
         self.ran = 0
 
     @property
@@ -72,7 +92,9 @@ class BudgetGuard:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.ran += 1
         done, running = counts(study)
-        if self.exhausted or done + running >= self.target:
+        if self.exhausted or (
+            done + running >= self.target and not (self.fidelity and waiting(study))
+        ):
             study.stop()
 
 
@@ -113,22 +135,31 @@ def work(
     timeout: float | None = None,
     max_trials: int | None = None,
     callbacks: list[TrialCallback] | None = None,
+    promoter: Promoter | None = None,
 ) -> None:
     """Run trials until ``target`` have finished across all workers, ``max_trials`` ran here,
     or ``timeout`` passed. While the last trials run elsewhere, wait: if their worker dies,
-    their retries come back to this one."""
+    their retries come back to this one. With a ``promoter`` (multi-fidelity), also until no
+    promotion is waiting or can still come from a running trial."""
     deadline = None if timeout is None else time.monotonic() + timeout
     missing = target - counts(study)[0]
-    guard = BudgetGuard(target, min(missing, max_trials or missing))
+    limit = min(missing, max_trials or missing)
+    if promoter is not None:
+        promoter.promote(study)  # what a worker that died after its trial left undone
+        # each configuration runs at most once per rung (plus what is enqueued already)
+        limit = max_trials or missing * (promoter.plan.top + 1) + unfinished(study)
+    guard = BudgetGuard(target, limit, fidelity=promoter is not None)
+    own = [recorder, *([promoter] if promoter else []), guard]
     with StaleTrialWatcher(study, heartbeat):
         while not guard.exhausted:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             done, running = counts(study)
-            if done >= target:
+            pending = unfinished(study) if promoter is not None else 0
+            if done >= target and not pending:
                 break
-            if done + running >= target:
+            if done + running >= target and not (promoter and waiting(study)):
                 time.sleep(min(heartbeat / 4, 2.0, left or 2.0))
                 continue
             try:
@@ -138,7 +169,7 @@ def work(
                     # A failing trial is stored as FAIL with its reason and the study goes
                     # on; KeyboardInterrupt is not an Exception and still stops it.
                     catch=(Exception,),
-                    callbacks=[recorder, guard, *(callbacks or [])],
+                    callbacks=[*own, *(callbacks or [])],
                 )
             except KeyboardInterrupt:
                 # Optuna has stored the running trial as failed; settle its row (Ctrl-C may
@@ -179,9 +210,23 @@ def _run(
     recorder = TrialRecorder(place.url, context.spec)
     context = _with_probe_cache(context, place.url)
     logging.getLogger("optuna").setLevel(logging.WARNING)
+    promoter = None
+    if context.rungs is not None and context.spec.search.fidelity is not None:
+        eta = context.spec.search.fidelity.eta
+        promoter = Promoter(place.url, context.spec.name, context.rungs, eta, worker_id())
     with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
         objective = Objective(context, place.artifact_store, Path(tmp), place.url, place.progress)
-        work(study, objective, recorder, target, place.heartbeat, timeout, max_trials, callbacks)
+        work(
+            study,
+            objective,
+            recorder,
+            target,
+            place.heartbeat,
+            timeout,
+            max_trials,
+            callbacks,
+            promoter,
+        )
 
 
 @dataclass(frozen=True)
@@ -232,7 +277,7 @@ def run_study(
     if exists:
         study = place.open(spec)
         TrialRecorder(place.url, spec).sync(study)
-        if counts(study)[0] >= target:
+        if is_done(study, spec, target):
             return study
     context = place.context(spec)
     if not exists:
@@ -244,6 +289,8 @@ def run_study(
     study.set_user_attr(TARGET_ATTR, target)
     store_tokenizer(study, context, place.artifact_store)
     record_context(place.url, context)
+    if context.rungs is not None:
+        study.set_user_attr(PLAN_ATTR, context.rungs.to_json())
     if not prepare_only:
         _run(study, context, place, target, timeout, callbacks)
     return study
@@ -262,7 +309,7 @@ def join_study(
     # Workers started together must not draw the same configurations.
     study.sampler = make_sampler(spec, [len(study.trials), worker_id()])
     target = int(study.user_attrs.get(TARGET_ATTR, spec.search.n_trials))
-    if counts(study)[0] >= target:
+    if is_done(study, spec, target):
         return study
     context = place.context(spec)
     record_context(place.url, context)  # this machine's fingerprint and baselines

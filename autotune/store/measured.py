@@ -154,10 +154,15 @@ def calibrate(
 
 
 def trusted(summaries: list[TrialSummary]) -> list[TrialSummary]:
-    """Complete trials whose latency was measured on a quiet machine: what fronts and
-    ``best`` choose from."""
+    """Complete trials whose latency was measured on a quiet machine and, in a
+    multi-fidelity study, trained by the whole recipe (the top rung): what fronts and
+    ``best`` choose from. Lower rungs are context, never the answer."""
     return [
-        t for t in summaries if t.status == "complete" and t.metrics.get("latency_reliable", True)
+        t
+        for t in summaries
+        if t.status == "complete"
+        and t.metrics.get("latency_reliable", True)
+        and t.metrics.get("top_rung", True)
     ]
 
 

@@ -237,3 +237,26 @@ class RemeasureRecord(Base):
             cls.hardware_id == hardware_id,
         )
         return session.scalar(query)
+
+
+class PromotionRecord(Base):
+    """A configuration promoted to a rung of a multi-fidelity study. The unique key makes the
+    claim: of two workers promoting the same configuration at once, one insert fails, so no
+    configuration is trained twice at a rung. ``claimed_at`` lets a claim whose worker died
+    before enqueueing the trial be taken over (compare-and-set on it)."""
+
+    __tablename__ = "autotune_promotions"
+    __table_args__ = (UniqueConstraint("study_name", "config_id", "rung"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(NAME, index=True)
+    config_id: Mapped[str] = mapped_column(String(64))
+    rung: Mapped[int] = mapped_column(Integer)
+    source_trial: Mapped[int] = mapped_column(Integer)  # the lower-rung trial it resumes
+    worker: Mapped[str] = mapped_column(String(256))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @classmethod
+    def for_study(cls, session: Session, study_name: str) -> list[PromotionRecord]:
+        query = select(cls).where(cls.study_name == study_name).order_by(cls.id)
+        return list(session.scalars(query))

@@ -1,0 +1,144 @@
+"""Multi-fidelity studies on the tiny teacher: rungs, promotions, resumed training, the
+answer from the top rung only, and promotions racing on a real database."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+import autotune
+from autotune.compression.fidelity import RungPlan
+from autotune.errors import ConfigError
+from autotune.search import fidelity
+from autotune.search.promotion import promotable
+from autotune.store import db, promotions
+from tests.helpers import spec_text
+
+# 96 rows, batch 16, 4 epochs: 24 steps (384 examples); eta 2 down to 96 examples gives rungs
+# of 6, 12 and 24 steps. Four configurations: 4 at rung 0, 2 at rung 1, 1 at the top.
+FIDELITY = 'sampler = "random"\nn_trials = 4\nfidelity = { min_examples = 96, eta = 2 }'
+TRAINING = "epochs = 4\nbatch_size = 16\nlearning_rate = 0.001"
+
+
+def _spec(tmp_path: Path, tiny_teacher: Path, tiny_data: Path, search: str = FIDELITY) -> Path:
+    path = tmp_path / "mf.toml"
+    path.write_text(spec_text(tiny_data, tiny_teacher, training=TRAINING, search=search))
+    return path
+
+
+def test_a_multi_fidelity_study_trains_the_promising_further(
+    storage: str, tmp_path: Path, tiny_teacher, tiny_data
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data), storage, artifacts=artifacts)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert Counter(fidelity.rung_of(t) for t in study.trials) == {0: 4, 1: 2, 2: 1}
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert study.user_attrs["fidelity"]["examples"] == [96, 192, 384]
+
+    rows = {r.number: r for r in autotune.api.study_trials("tiny", storage)}
+    for trial in complete:
+        rung = fidelity.rung_of(trial)
+        metrics = rows[trial.number].metrics
+        assert metrics["rung"] == rung and metrics["top_rung"] == (rung == 2)
+        assert metrics["budget_examples"] == [96, 192, 384][rung]
+        if rung == 0:
+            assert metrics["trained_examples"] == 96
+            continue
+        # A promotion resumes its configuration's lower rung: only the steps in between.
+        source = study.trials[trial.user_attrs["resume_trial"]]
+        assert fidelity.rung_of(source) == rung - 1
+        assert source.user_attrs["config_id"] == trial.user_attrs["config_id"]
+        assert metrics["trained_examples"] == [96, 192, 384][rung] - [96, 192, 384][rung - 1]
+
+    # The configuration at the top is the better of the two at rung 1, by Pareto rank.
+    rung1 = fidelity.rung_results(complete, 1)
+    best = rung1[promotable(fidelity.losses(rung1, study.directions), 2)[0]]
+    (top,) = [t for t in complete if fidelity.rung_of(t) == 2]
+    assert top.user_attrs["config_id"] == best.user_attrs["config_id"]
+
+    # The answer is the top rung only: front, best, export.
+    front = autotune.pareto_front("tiny", storage)
+    assert [m.number for m in front.members] == [top.number]
+    chosen = autotune.best_config("tiny", storage=storage, artifacts=artifacts)
+    assert chosen.trial.number == top.number
+    assert len(promotions.promotions(storage, "tiny")) == 3
+
+    # Finished: running it again runs nothing.
+    autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data), storage, artifacts=artifacts)
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 7
+
+
+def test_bad_schedules_are_refused_before_anything_is_written(
+    tmp_path: Path, tiny_teacher, tiny_data
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'bad.db'}"
+    too_big = FIDELITY.replace("min_examples = 96", "min_examples = 300")
+    with pytest.raises(ConfigError, match="min_examples = 300 leaves a single rung"):
+        autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data, too_big), storage)
+    assert not autotune.api.list_studies(storage)
+
+
+def _study_with_rung_zero(url: str, n: int) -> optuna.Study:
+    db.ensure_current(url)
+    study = optuna.create_study(
+        study_name="race", storage=url, directions=["maximize", "minimize"]
+    )
+    distributions = {
+        "layers": IntDistribution(1, 100),
+        "ffn_fraction": FloatDistribution(0.0, 1.0),
+        "rung": IntDistribution(0, 2),
+    }
+    for i in range(n):
+        study.add_trial(
+            optuna.create_trial(
+                params={"layers": i + 1, "ffn_fraction": 0.5, "rung": 0},
+                distributions=distributions,
+                values=[0.5 + 0.01 * (i % 7), 1.0 + 0.1 * (i % 5)],
+                user_attrs={"config_id": f"c{i}", "checkpoint_artifact": f"a{i}"},
+            )
+        )
+    return study
+
+
+def test_two_workers_never_promote_one_configuration_twice(storage: str) -> None:
+    study = _study_with_rung_zero(storage, 12)
+    plan = RungPlan((10, 30, 90), batch_size=1)
+    start = threading.Barrier(4)
+    enqueued: list[int] = []
+
+    def worker(name: str) -> None:
+        promoter = fidelity.Promoter(storage, "race", plan, eta=3, worker=name)
+        mine = optuna.load_study(study_name="race", storage=storage)
+        start.wait()
+        enqueued.append(promoter.promote(mine))
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    expected = fidelity.rung_results(study.get_trials(states=(TrialState.COMPLETE,)), 0)
+    chosen = promotable(fidelity.losses(expected, study.directions), 3)
+    assert sum(enqueued) == len(waiting) == len(chosen) == 4
+    assert sorted(t.user_attrs["config_id"] for t in waiting) == sorted(
+        expected[i].user_attrs["config_id"] for i in chosen
+    )
+    assert all(fidelity.rung_of(t) == 1 and t.user_attrs["resume_artifact"] for t in waiting)
+    assert all(t.system_attrs["fixed_params"]["rung"] == 1 for t in waiting)
+    # A claim whose worker died before enqueueing is taken over once it is stale.
+    assert promotions.claim(storage, "race", "c11", 2, 11, "dead")
+    fidelity.STALE_CLAIM_SECONDS, saved = 0.0, fidelity.STALE_CLAIM_SECONDS
+    try:
+        assert fidelity.Promoter(storage, "race", plan, 3, "alive").promote(study) == 1
+    finally:
+        fidelity.STALE_CLAIM_SECONDS = saved
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 5
