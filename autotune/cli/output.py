@@ -42,6 +42,26 @@ class RichProgress(PipelineProgress):
         self.bar.update(self.task, total=total, completed=done)
 
 
+def fidelity_caption(summary) -> str:
+    """A multi-fidelity study's rungs and savings, under its front (which is its top rung)."""
+    if summary is None:
+        return ""
+    rungs = ", ".join(f"rung {r.rung}: {r.trials} ({r.examples:,} examples)" for r in summary.rungs)
+    spent, full = _duration(summary.train_seconds), _duration(summary.full_seconds)
+    return (
+        f"\nfront: top rung only (the whole recipe); trials per rung: {rungs}"
+        f"\ntrained {summary.trained_examples:,} of the {summary.full_examples:,} examples that "
+        f"training all {summary.configurations} configurations fully takes ({summary.saved:.0%} "
+        f"saved): {spent} of training instead of about {full}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def front_table(view) -> Table:
     """A front (``autotune.api.FrontView``) with the teacher baselines on top.
 
@@ -53,7 +73,7 @@ def front_table(view) -> Table:
         f"(hypervolume {view.hypervolume:.4g})",
         caption=f"latency: batch 1, seq {b.get('sequence_length', '?')}, "
         f"{b.get('threads', '?')} thread(s), in the teacher's quiet ORT FP32 time; "
-        "'data': real sentences at their own lengths, mean",
+        "'data': real sentences at their own lengths, mean" + fidelity_caption(view.fidelity),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         collapse_padding=True,

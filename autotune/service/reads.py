@@ -14,9 +14,10 @@ from typing import Any
 
 from autotune.errors import ArtifactError, ArtifactOutsideStoreError, ConfigError
 from autotune.settings import Settings
-from autotune.store import db, measured
+from autotune.store import db, measured, rungs
 from autotune.store import reads as stored
 from autotune.store.reads import FrontView, StudyOverview, TrialSummary
+from autotune.store.rungs import FidelitySummary
 
 
 def open_storage(storage: str | Settings | None = None, **where: Any) -> Settings:
@@ -108,7 +109,27 @@ def pareto_front(
     by_number = {t.number: t for t in machine.trials}
     members = [by_number[m.number] for m in snapshot.members if m.number in by_number]
     members.sort(key=lambda t: t.metrics.get("latency_ms", 0.0))
-    return replace(snapshot, members=members, baselines=machine.baselines)
+    return replace(
+        snapshot,
+        members=members,
+        baselines=machine.baselines,
+        fidelity=fidelity_summary(study, url),
+    )
+
+
+def fidelity_summary(study: str, storage: str | Settings | None = None) -> FidelitySummary | None:
+    """A multi-fidelity study's trials per rung and the training its early stops saved (None
+    for a study without rungs)."""
+    url = open_results(storage).storage
+    reader = _optuna_reader(url)
+    try:
+        attrs = reader.get_study_user_attrs(reader.get_study_id_from_name(study))
+    except KeyError:
+        return None
+    plan = attrs.get("fidelity")
+    if not plan:
+        return None
+    return rungs.summarize(stored.trials(url, study), plan["examples"])
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,13 @@ class FrontView:
     members: list[TrialSummary]
     baselines: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # A multi-fidelity study's rungs and savings (``store.rungs.FidelitySummary``).
+    fidelity: Any = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["members"] = [m.to_json() for m in self.members]
+        data["fidelity"] = self.fidelity.to_json() if self.fidelity else None
         return data
 
 

@@ -37,7 +37,9 @@ def test_a_rung_inside_the_intermediate_stage_is_refused() -> None:
 def _split(n: int = 64) -> TokenizedSplit:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, n)
-    rows = [np.array([101, 2204 if y else 2919, int(rng.integers(1000, 1100)), 102]) for y in labels]
+    rows = [
+        np.array([101, 2204 if y else 2919, int(rng.integers(1000, 1100)), 102]) for y in labels
+    ]
     return TokenizedSplit.from_rows(rows, labels)
 
 
@@ -67,7 +69,9 @@ def test_a_resumed_run_ends_as_an_uninterrupted_one(models, recipe, tmp_path) ->
     teacher, student = models
     settings, sparsity, stop = RECIPES[recipe]
     split = _split()
-    logits = np.stack([np.where(split.labels == 0, 2.0, -2.0), np.where(split.labels, 2.0, -2.0)], 1)
+    logits = np.stack(
+        [np.where(split.labels == 0, 2.0, -2.0), np.where(split.labels, 2.0, -2.0)], 1
+    )
 
     def train(model, rung=None):
         return distill(

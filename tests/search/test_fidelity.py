@@ -3,7 +3,10 @@ answer from the top rung only, and promotions racing on a real database."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -11,8 +14,10 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from rich.console import Console
 
 import autotune
+from autotune.cli.output import front_table
 from autotune.compression.fidelity import RungPlan
 from autotune.errors import ConfigError
 from autotune.search import fidelity
@@ -71,6 +76,19 @@ def test_a_multi_fidelity_study_trains_the_promising_further(
     assert chosen.trial.number == top.number
     assert len(promotions.promotions(storage, "tiny")) == 3
 
+    # What it saved: exact in examples, estimated in seconds.
+    summary = front.fidelity
+    assert [(r.examples, r.trials) for r in summary.rungs] == [(96, 4), (192, 2), (384, 1)]
+    assert summary.trained_examples == 4 * 96 + 2 * 96 + 192
+    assert summary.full_examples == 4 * 384 and summary.saved == pytest.approx(0.5)
+    assert 0 < summary.train_seconds < summary.full_seconds
+    console = Console(record=True, width=300)
+    console.print(front_table(front))
+    text = " ".join(console.export_text().split())
+    assert "trials per rung: rung 0: 4 (96 examples), rung 1: 2 (192 examples)" in text
+    assert "trained 768 of the 1,536 examples" in text and "(50% saved)" in text
+    assert autotune.pareto_front("tiny", storage).to_json()["fidelity"]["saved"] == 0.5
+
     # Finished: running it again runs nothing.
     autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data), storage, artifacts=artifacts)
     assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 7
@@ -88,9 +106,7 @@ def test_bad_schedules_are_refused_before_anything_is_written(
 
 def _study_with_rung_zero(url: str, n: int) -> optuna.Study:
     db.ensure_current(url)
-    study = optuna.create_study(
-        study_name="race", storage=url, directions=["maximize", "minimize"]
-    )
+    study = optuna.create_study(study_name="race", storage=url, directions=["maximize", "minimize"])
     distributions = {
         "layers": IntDistribution(1, 100),
         "ffn_fraction": FloatDistribution(0.0, 1.0),
@@ -142,3 +158,45 @@ def test_two_workers_never_promote_one_configuration_twice(storage: str) -> None
     finally:
         fidelity.STALE_CLAIM_SECONDS = saved
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 5
+
+
+def test_a_killed_worker_mid_rung_is_retried_at_that_rung(
+    storage: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
+) -> None:
+    from tests.search.test_workers import cli, finish
+
+    spec = _spec(tmp_path, tiny_teacher, tiny_data)
+    autotune.api.create_study(spec, storage, artifacts=tmp_path / "a")
+    env = {"AUTOTUNE_STORAGE": storage, "AUTOTUNE_HEARTBEAT_SECONDS": "4"}
+    args = ("worker", "tiny", "--artifacts", str(tmp_path / "a"), "--quiet")
+    victim = cli(*args, env=env)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    deadline = time.monotonic() + 300
+    killed = None
+    while killed is None:
+        assert time.monotonic() < deadline and victim.poll() is None, "no promoted trial ran"
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        killed = next((t for t in running if fidelity.rung_of(t) > 0), None)
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    finish(cli(*args, env=env))  # fails the dead trial, runs its retry and the rest
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.trials[killed.number].state == TrialState.FAIL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        (retry,) = [t for t in study.trials if retried(t) == killed.number]
+    assert retry.state == TrialState.COMPLETE
+    assert fidelity.rung_of(retry) == fidelity.rung_of(killed)
+    assert retry.user_attrs["resume_trial"] == killed.user_attrs["resume_trial"]
+    rows = {r.number: r for r in autotune.api.study_trials("tiny", storage)}
+    rung = fidelity.rung_of(retry)
+    assert rows[retry.number].metrics["trained_examples"] == [96, 96, 192][rung]
+    # Every configuration ran once per rung it reached, the retry standing in for the kill.
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert Counter(fidelity.rung_of(t) for t in done) == {0: 4, 1: 2, 2: 1}
+
+
+def retried(trial: optuna.trial.FrozenTrial) -> int | None:
+    return optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)

@@ -64,6 +64,8 @@ def test_study_runs_resumes_and_exports(
     # The stored study still opens in plain Optuna, whose own front agrees with ours.
     plain = optuna.load_study(study_name="tiny", storage=storage)
     assert {t.number for t in plain.best_trials} == members
+    # Without a fidelity schedule there are no rungs anywhere.
+    assert front.fidelity is None and not any("rung" in t.params for t in plain.trials)
 
     best = autotune.best_config("tiny", min_accuracy=0.0, storage=storage, artifacts=artifacts)
     out = autotune.export_model("tiny", tmp_path / "export", storage=storage, artifacts=artifacts)

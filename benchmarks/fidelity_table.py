@@ -1,0 +1,386 @@
+"""A tabular benchmark for multi-fidelity search on SST-2, and search strategies replayed on it.
+
+**Build** (default): a grid of student configurations (layers x heads x FFN width x KD
+settings x bits) on SST-2 with the shipped teacher. Each grid *run* (a shape and KD setting)
+trains once along the rung schedule with autotune's own resumable training
+(``compression.distill`` with ``RungTraining``): at every rung's checkpoint the student is
+exported at each bit width and scored in ONNX Runtime on all 872 validation sentences, and
+the training segment's seconds are recorded. Latency is timed once per architecture and bit
+width (it does not depend on training). Every finished run is written to the results file at
+once, so an interrupted build resumes where it stopped.
+
+**Replay** (``--replay``): random search, single-fidelity TPE, and multi-fidelity (MO-ASHA,
+autotune's promotion rule) with random and with TPE proposals, each driven by Optuna against
+the table over many seeds, one worker; the time axis is training seconds (CPU seconds of the
+training segments). Reports the hypervolume of the top-rung front against training time and
+the time to reach 95% of the table's best hypervolume.
+
+    python benchmarks/fidelity_table.py --data-dir ../shared/data --models-dir ../shared/models
+    python benchmarks/fidelity_table.py --replay --seeds 20
+    python benchmarks/fidelity_table.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+GRID = {
+    "layers": [1, 2, 3, 4],
+    "heads": [6, 12],
+    "ffn_fraction": [0.5, 1.0],
+    "kd": ["T2-a0.5", "T4-a0.9"],
+}
+KD = {"T2-a0.5": (2.0, 0.5), "T4-a0.9": (4.0, 0.9)}
+BITS = [32, 8]
+# The table's recipe: one stage of logit KD on the original sentences with the shipped
+# spec's batch, learning rate and frozen embeddings, over TOP_STEPS steps (see --table).
+BATCH, TOP_STEPS, ETA, MIN_EXAMPLES = 64, 576, 3, 4096
+STRATEGIES = ["random", "tpe", "mf-random", "mf-tpe"]
+
+
+def runs() -> list[dict[str, Any]]:
+    """Every training run of the grid, in a fixed shuffled order (a partial table still
+    covers the grid's corners)."""
+    keys = list(GRID)
+    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*GRID.values())]
+    order = np.random.default_rng(0).permutation(len(combos))
+    return [combos[i] for i in order]
+
+
+def run_key(run: dict[str, Any]) -> str:
+    return "L{layers}-H{heads}-F{ffn_fraction}-{kd}".format(**run)
+
+
+def table_spec(spec_path: Path):
+    from autotune.spec import load_spec
+
+    spec = load_spec(spec_path)
+    per_epoch = -(-67349 // BATCH)  # the schedule's steps per epoch (at most; see batching)
+    training = spec.training.model_copy(
+        update={"epochs": TOP_STEPS / per_epoch, "batch_size": BATCH, "freeze_embeddings": True}
+    )
+    distillation = spec.distillation.model_copy(
+        update={"hidden_weight": 0.0, "attention_weight": 0.0, "intermediate_epochs": 0.0}
+    )
+    augmentation = spec.augmentation.model_copy(update={"copies": 0})
+    return spec.model_copy(
+        update={"training": training, "distillation": distillation, "augmentation": augmentation}
+    )
+
+
+def build(args: argparse.Namespace) -> None:
+    from autotune.compression.config import CompressionConfig
+    from autotune.compression.distill import recipe_steps
+    from autotune.compression.fidelity import rung_plan
+    from autotune.context import prepare_study
+    from autotune.hardware import fingerprint
+
+    spec = table_spec(args.spec)
+    context = prepare_study(spec, args.data_dir, args.models_dir)
+    inputs = context.inputs
+    steps, logits = recipe_steps(len(inputs.train), inputs.training)
+    plan = rung_plan(steps, logits, BATCH, MIN_EXAMPLES, ETA)
+    machine = fingerprint(spec.latency.threads)
+    path = RESULTS / f"fidelity_table-{machine['id']}.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    header = {
+        "machine": machine,
+        "rungs": plan.to_json(),
+        "recipe": "logit KD, original sentences, batch 64, lr 2e-4, embeddings frozen",
+        "train_rows": len(inputs.train),
+        "teacher_ort_fp32_ms": context.baselines.ort_fp32_ms,
+        "teacher_pytorch_fp32_ms": context.baselines.pytorch_fp32_ms,
+    }
+    if results and results["header"]["rungs"] != header["rungs"]:
+        raise SystemExit(f"{path} holds another rung schedule; move it away to start afresh")
+    results.setdefault("header", header)
+    results.setdefault("runs", {})
+    results.setdefault("latency", {})
+    print(f"rungs (steps): {plan.steps}; {len(runs())} runs -> {path}", flush=True)
+    for run in runs():
+        key = run_key(run)
+        if key in results["runs"]:
+            continue
+        temperature, alpha = KD[run["kd"]]
+        config = CompressionConfig(
+            layers=run["layers"],
+            heads=run["heads"],
+            ffn_fraction=run["ffn_fraction"],
+            sparsity=0.0,
+            bits=32,
+            temperature=temperature,
+            alpha=alpha,
+        )
+        started = time.perf_counter()
+        record = train_run(context, config, plan, results["latency"])
+        results["runs"][key] = {**run, **record, "wall_s": time.perf_counter() - started}
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        accuracies = [r["accuracy"]["8"] for r in record["rungs"]]
+        seconds = [round(r["train_cpu_s"]) for r in record["rungs"]]
+        print(f"{key}: INT8 accuracy per rung {accuracies}, CPU s {seconds}", flush=True)
+
+
+def train_run(context, config, plan, latency: dict[str, Any]) -> dict[str, Any]:
+    """One run along the rungs: train each segment from the last checkpoint, then export and
+    score at every bit width; time each architecture and bit width once."""
+    from dataclasses import replace
+
+    from autotune.compression import pipeline
+    from autotune.compression.distill import distill
+    from autotune.compression.evaluate import evaluate_onnx
+    from autotune.compression.fidelity import RungTraining
+    from autotune.compression.latency import measure_interleaved
+
+    inputs = context.inputs
+    student, _, layer_map = pipeline._student(inputs, config)  # as a trial builds it
+    vocab = inputs.teacher.config.vocab_size
+    names = inputs.validation.input_names
+    rungs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        checkpoint = None
+        for index, stop in enumerate(plan.steps):
+            fresh = copy.deepcopy(student)  # a promoted trial builds its student afresh
+            rung = RungTraining(stop, checkpoint, work / f"rung{index}.pt", index)
+            cpu, wall = time.process_time(), time.perf_counter()
+            distill(
+                fresh,
+                inputs.train,
+                inputs.training,
+                teacher_logits=inputs.teacher_logits,
+                temperature=config.temperature,
+                alpha=config.alpha,
+                pad_id=inputs.pad_id,
+                teacher=inputs.teacher,
+                layer_map=layer_map,
+                rung=rung,
+            )
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            checkpoint = rung.save_to
+            scores = {}
+            for bits in BITS:
+                variant = replace(config, bits=bits)
+                model = pipeline._export_deployable(
+                    fresh, variant, names, work / f"e{index}-{bits}"
+                )
+                scores[str(bits)] = evaluate_onnx(model, inputs.validation).accuracy
+                arch = f"L{config.layers}-H{config.heads}-F{config.ffn_fraction}-b{bits}"
+                if arch not in latency:
+                    timed = measure_interleaved(model, inputs.reference_onnx, inputs.latency, vocab)
+                    latency[arch] = {
+                        "speedup_vs_teacher_ort": timed.speedup_vs_reference,
+                        "median_ms": timed.median_ms,
+                        "reliable": timed.reliable,
+                    }
+            rungs.append(
+                {
+                    "step": stop,
+                    "examples": stop * BATCH,
+                    "train_cpu_s": cpu,
+                    "train_wall_s": wall,
+                    "accuracy": scores,
+                }
+            )
+    return {"rungs": rungs}
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def load_table(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    table = {}
+    for run in data["runs"].values():
+        arch = "L{layers}-H{heads}-F{ffn_fraction}".format(**run)
+        for bits in BITS:
+            latency = data["latency"][f"{arch}-b{bits}"]
+            key = (run["layers"], run["heads"], run["ffn_fraction"], run["kd"], bits)
+            table[key] = {
+                "accuracy": [r["accuracy"][str(bits)] for r in run["rungs"]],
+                "segment_s": [r["train_cpu_s"] for r in run["rungs"]],
+                "relative_latency": 1.0 / latency["speedup_vs_teacher_ort"],
+            }
+    return {"header": data["header"], "configs": table}
+
+
+REFERENCE = np.array([-0.5, 1.0])  # chance accuracy, the teacher's latency (ORT FP32)
+
+
+def hypervolume(points: list[tuple[float, float]]) -> float:
+    """2-D hypervolume of (accuracy, relative latency) points: accuracy maximised, latency
+    minimised, from chance accuracy and the teacher's latency."""
+    losses = np.array([(-a, r) for a, r in points if -a < REFERENCE[0] and r < REFERENCE[1]])
+    if len(losses) == 0:
+        return 0.0
+    losses = losses[np.lexsort((losses[:, 1], losses[:, 0]))]
+    volume, best_latency = 0.0, REFERENCE[1]
+    for loss, latency in losses:
+        if latency < best_latency:
+            volume += (REFERENCE[0] - loss) * (best_latency - latency)
+            best_latency = latency
+    return volume
+
+
+def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> list[list[float]]:
+    """One search against the table until ``budget_s`` training seconds are spent; the
+    (seconds spent, top-rung hypervolume) after every top-rung result."""
+    import optuna
+
+    from autotune.search import fidelity
+    from autotune.search.promotion import promotable
+
+    configs, top = table["configs"], len(table["header"]["rungs"]["steps"]) - 1
+    multi = strategy.startswith("mf")
+    if strategy.endswith("tpe"):
+        sampler: Any = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
+        )
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    if multi:
+        sampler = fidelity.sampled_at_rung_zero(sampler)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    spent, front, history = 0.0, [], [[0.0, 0.0]]
+    promoted: set[tuple[str, int]] = set()
+    while spent < budget_s:
+        if multi:
+            complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            for rung in range(top - 1, -1, -1):
+                results = fidelity.rung_results(complete, rung)
+                if len(results) < ETA:
+                    continue
+                for index in promotable(fidelity.losses(results, study.directions), ETA):
+                    source = results[index]
+                    key = (source.user_attrs[fidelity.CONFIG_ID], rung + 1)
+                    if key not in promoted:
+                        promoted.add(key)
+                        fidelity.enqueue_promotion(study, source, rung + 1)
+        trial = study.ask()
+        key = (
+            trial.suggest_categorical("layers", GRID["layers"]),
+            trial.suggest_categorical("heads", GRID["heads"]),
+            trial.suggest_categorical("ffn_fraction", GRID["ffn_fraction"]),
+            trial.suggest_categorical("kd", GRID["kd"]),
+            trial.suggest_categorical("bits", BITS),
+        )
+        rung = trial.suggest_int(fidelity.RUNG, 0, top) if multi else top
+        entry = configs[key]
+        resumed = multi and rung > 0 and fidelity.RESUME_TRIAL in trial.user_attrs
+        spent += entry["segment_s"][rung] if resumed else sum(entry["segment_s"][: rung + 1])
+        trial.set_user_attr(fidelity.CONFIG_ID, repr(key))
+        trial.set_user_attr(fidelity.CHECKPOINT_ARTIFACT, "table")
+        study.tell(trial, [entry["accuracy"][rung], entry["relative_latency"]])
+        if rung == top:
+            front.append((entry["accuracy"][rung], entry["relative_latency"]))
+            history.append([spent, hypervolume(front)])
+    return history
+
+
+def run_replay(args: argparse.Namespace) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for path in sorted(RESULTS.glob("fidelity_table-*.json")):
+        table = load_table(path)
+        configs = table["configs"]
+        best = hypervolume([(c["accuracy"][-1], c["relative_latency"]) for c in configs.values()])
+        full = sum(sum(c["segment_s"]) for c in configs.values())
+        out: dict[str, Any] = {"best_hypervolume": best, "budget_s": full, "configs": len(configs)}
+        for strategy in STRATEGIES:
+            out[strategy] = [replay(strategy, seed, table, full) for seed in range(args.seeds)]
+            print(f"{path.name} {strategy}: {args.seeds} seeds replayed", flush=True)
+        target = RESULTS / path.name.replace("fidelity_table-", "fidelity_replay-")
+        target.write_text(json.dumps(out) + "\n")
+        print(replay_markdown(out))
+
+
+def hv_at(history: list[list[float]], seconds: float) -> float:
+    reached = [hv for spent, hv in history if spent <= seconds]
+    return reached[-1] if reached else 0.0
+
+
+def time_to(history: list[list[float]], level: float) -> float:
+    return next((spent for spent, hv in history if hv >= level), float("inf"))
+
+
+def replay_markdown(out: dict[str, Any]) -> str:
+    best, budget = out["best_hypervolume"], out["budget_s"]
+    fractions = [0.05, 0.1, 0.2, 0.33, 0.5, 1.0]
+    head = " | ".join(f"HV at {f:.0%} of budget" for f in fractions)
+    lines = [
+        f"{out['configs']} configurations; budget {budget:.0f} training s (every configuration "
+        f"trained fully once); table's best hypervolume {best:.4f}",
+        "",
+        f"| strategy | seeds | time to 95% of best HV: median (IQR), reached | {head} |",
+        "|---" * (3 + len(fractions)) + "|",
+    ]
+    for strategy in STRATEGIES:
+        histories = out[strategy]
+        times = np.array([time_to(h, 0.95 * best) for h in histories])
+        finite = times[np.isfinite(times)]
+        reached = f"{len(finite)}/{len(times)}"
+        q = np.percentile(times, [25, 50, 75]) if len(finite) else [np.inf] * 3
+        cells = []
+        for f in fractions:
+            values = [hv_at(h, f * budget) / best for h in histories]
+            lo, mid, hi = np.percentile(values, [25, 50, 75])
+            cells.append(f"{mid:.3f} ({lo:.3f}-{hi:.3f})")
+        timing = f"{q[1]:.0f} s ({q[0]:.0f}-{q[2]:.0f}), {reached}"
+        lines.append(f"| {strategy} | {len(histories)} | {timing} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def table_markdown(path: Path) -> str:
+    data = json.loads(path.read_text())
+    header = data["header"]
+    lines = [
+        f"machine {header['machine']['id']}; rungs {header['rungs']['examples']} examples; "
+        f"{len(data['runs'])} runs",
+        "",
+        "| run | INT8 accuracy per rung | FP32 accuracy per rung | CPU s per segment |",
+        "|---|---|---|---|",
+    ]
+    for key, run in data["runs"].items():
+        int8 = " / ".join(f"{r['accuracy']['8']:.4f}" for r in run["rungs"])
+        fp32 = " / ".join(f"{r['accuracy']['32']:.4f}" for r in run["rungs"])
+        cpu = " / ".join(f"{r['train_cpu_s']:.0f}" for r in run["rungs"])
+        lines.append(f"| {key} | {int8} | {fp32} | {cpu} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=Path("studies/sst2-minilm.toml"))
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--models-dir", type=Path)
+    parser.add_argument("--replay", action="store_true")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+    if args.table:
+        for path in sorted(RESULTS.glob("fidelity_table-*.json")):
+            print(table_markdown(path), "\n")
+        for path in sorted(RESULTS.glob("fidelity_replay-*.json")):
+            print(replay_markdown(json.loads(path.read_text())), "\n")
+    elif args.replay:
+        run_replay(args)
+    else:
+        build(args)
+
+
+if __name__ == "__main__":
+    main()
