@@ -209,3 +209,39 @@ def test_one_study_on_two_machines(browser, serve, filled_db, tmp_path, monkeypa
     assert len(names) == 2 and {first, second} == {n.split(" on ")[1].split(" ")[0] for n in names}
     assert "2 different hardware fingerprints" in page.locator("#machines").inner_text()
     assert not errors, errors
+
+
+def test_a_multi_fidelity_study_shows_lower_rungs_as_context(
+    browser, serve, tmp_path, tiny_teacher, tiny_data
+) -> None:
+    """Two configurations at rung 0, the better promoted to the top: the page names the
+    rungs and the saving, greys the lower rung's rows, draws them faint, off the front."""
+    from tests.helpers import spec_text
+
+    spec = tmp_path / "mf.toml"
+    spec.write_text(
+        spec_text(
+            tiny_data,
+            tiny_teacher,
+            training="epochs = 2\nbatch_size = 16\nlearning_rate = 0.001",
+            search='sampler = "random"\nn_trials = 2\nfidelity = { min_examples = 96, eta = 2 }',
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'mf.db'}"
+    autotune.run_study(spec, url, artifacts=tmp_path / "a")
+    base = serve(create_app(url, tmp_path / "a"))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/studies/tiny")
+    page.wait_for_selector("#front-plot .scatterlayer .point")
+    line = page.locator("#fidelity").inner_text()
+    assert "trials per rung: rung 0: 2, rung 1: 1" in line and "(25% saved)" in line
+    assert page.locator("#trials tr.lower-rung").count() == 2
+    assert "stopped at rung 0" in page.locator("#trials tr.lower-rung").first.inner_text()
+    faint = page.evaluate(
+        "() => document.getElementById('front-plot')._fullData"
+        ".filter(t => t.meta === 'rung').map(t => t.x.length)"
+    )
+    assert faint == [2] and _front_points(page) == {"data": 1, "drawn": 1}
+    assert not errors, errors

@@ -117,16 +117,26 @@ const autotune = (() => {
   function frontFigure(study, front, trials, limits, xKey) {
     const members = new Set(front.members.map((m) => m.number));
     const done = trials.filter((t) => t.status === "complete" && t.hardware_id === front.hardware_id);
-    const others = done.filter((t) => !members.has(t.number));
+    // Multi-fidelity studies: lower rungs are context, drawn faint; only the top rung answers.
+    const lower = done.filter((t) => t.metrics.top_rung === false);
+    const others = done.filter((t) => !members.has(t.number) && t.metrics.top_rung !== false);
     const point = (t) => t.metrics[xKey];
-    const traces = [{
+    const traces = [];
+    if (lower.length) traces.push({
+      name: "lower rungs (trained less)", type: lower.length > 2000 ? "scattergl" : "scatter",
+      mode: "markers", meta: "rung", x: lower.map(point), y: lower.map((t) => t.metrics.accuracy),
+      customdata: lower.map((t) => t.number),
+      text: lower.map((t) => `stopped at rung ${t.metrics.rung}<br>${hover(t)}`), hoverinfo: "text",
+      marker: { color: "rgba(190,190,190,0.35)", size: 6, symbol: "circle-open" },
+    });
+    traces.push({
       name: "dominated or infeasible", type: others.length > 2000 ? "scattergl" : "scatter",
       mode: "markers", meta: "other",
       x: others.map(point), y: others.map((t) => t.metrics.accuracy),
       customdata: others.map((t) => t.number), text: others.map(hover), hoverinfo: "text",
       marker: { color: "rgba(150,150,150,0.45)", size: 7,
         symbol: others.map((t) => (violates(t.metrics, limits) ? "x" : "circle")) },
-    }];
+    });
     const bits = [...new Set(front.members.map((m) => m.config.bits))].sort((a, b) => b - a);
     for (const b of bits) {
       const pts = front.members.filter((m) => m.config.bits === b);
@@ -208,8 +218,10 @@ const autotune = (() => {
       body.replaceChildren();
       for (const t of rows.slice(page * PAGE, (page + 1) * PAGE)) {
         const row = body.insertRow();
+        const lowerRung = t.metrics.top_rung === false;
+        if (lowerRung) row.className = "lower-rung";
         cell(row, t.number, `/studies/${enc(study)}/trials/${t.number}`);
-        cell(row, t.status);
+        cell(row, lowerRung ? `${t.status}, stopped at rung ${t.metrics.rung}` : t.status);
         cell(row, label(t.config));
         cell(row, fmt(t.metrics.accuracy, 4));
         cell(row, fmt(t.metrics.latency_ms, 2));
@@ -263,6 +275,7 @@ const autotune = (() => {
       const hw = hwSelect.value;
       const query = hw ? `?hardware=${enc(hw)}` : "";
       const front = await getJSON(`${base}/front${query}`);
+      fidelityLine(front.fidelity);
       // That machine's results: its own trials and those it measured again.
       const mine = hw ? await getJSON(`${base}/trials${query}`) : trials;
       const fig = frontFigure(study, front, mine, limits, xSelect.value);
@@ -285,6 +298,17 @@ const autotune = (() => {
         xaxis: { title: { text: "finished trials" }, tickformat: "d",
           dtick: Math.max(1, Math.ceil(Math.max(...history.map((h) => h.trials_seen), 1) / 10)) },
         margin: { t: 60 } }, PLOT_CONFIG);
+    }
+
+    function fidelityLine(f) {
+      const line = document.getElementById("fidelity");
+      line.hidden = !f;
+      if (!f) return;
+      const rungs = f.rungs.map((r) => `rung ${r.rung}: ${r.trials}`).join(", ");
+      line.textContent = `multi-fidelity: the front is the top rung (the whole recipe) · ` +
+        `trials per rung: ${rungs} · trained ${f.trained_examples.toLocaleString()} of ` +
+        `${f.full_examples.toLocaleString()} examples (${Math.round(100 * f.saved)}% saved), ` +
+        `${(f.train_seconds / 3600).toFixed(2)} h instead of about ${(f.full_seconds / 3600).toFixed(2)} h`;
     }
 
     async function refresh() {
