@@ -150,6 +150,7 @@ def work(
         limit = max_trials or missing * (promoter.plan.top + 1) + unfinished(study)
     guard = BudgetGuard(target, limit, fidelity=promoter is not None)
     own = [recorder, *([promoter] if promoter else []), guard]
+    quiet = False
     with StaleTrialWatcher(study, heartbeat):
         while not guard.exhausted:
             left = None if deadline is None else deadline - time.monotonic()
@@ -158,7 +159,14 @@ def work(
             done, running = counts(study)
             pending = unfinished(study) if promoter is not None else 0
             if done >= target and not pending:
-                break
+                if promoter is None or quiet:
+                    break
+                # A stale trial is failed first and its retry enqueued right after: look
+                # again before calling a multi-fidelity study finished.
+                quiet = True
+                time.sleep(min(heartbeat / 4, 1.0))
+                continue
+            quiet = False
             if done + running >= target and not (promoter and waiting(study)):
                 time.sleep(min(heartbeat / 4, 2.0, left or 2.0))
                 continue
