@@ -16,6 +16,8 @@ before enqueueing is taken over once it is :data:`STALE_CLAIM_SECONDS` old.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ RESUME_ARTIFACT = "resume_artifact"
 CHECKPOINT_ARTIFACT = "checkpoint_artifact"
 PLAN_ATTR = "fidelity"  # the study's rungs, in Optuna's study user attributes
 STALE_CLAIM_SECONDS = 60.0
+log = logging.getLogger("autotune.fidelity")
 
 
 def config_id(config: CompressionConfig) -> str:
@@ -69,12 +72,33 @@ def rung_training(
     resume = None
     artifact = trial.user_attrs.get(RESUME_ARTIFACT)
     if index > 0 and artifact:
-        resume = out / "resume.pt"
-        optuna.artifacts.download_artifact(
-            artifact_store=artifacts, file_path=str(resume), artifact_id=artifact
-        )
+        resume = _download(artifacts, artifact, out / "resume.pt")
     save = out / "checkpoint.pt" if index < plan.top else None
     return RungTraining(plan.steps[index], resume, save, index, index == plan.top)
+
+
+def _download(artifacts: Any, artifact: str, path: Path) -> Path | None:
+    """The lower rung's checkpoint; None when it is gone (released after its promotion
+    completed, then retried): the rung then trains from the start, to the same step."""
+    try:
+        optuna.artifacts.download_artifact(
+            artifact_store=artifacts, file_path=str(path), artifact_id=artifact
+        )
+    except Exception as exc:  # the store raises its own errors for missing artifacts
+        log.warning(
+            "checkpoint %s unavailable (%s); training this rung from the start", artifact, exc
+        )
+        return None
+    return path
+
+
+def release_checkpoint(trial: optuna.Trial, artifacts: Any) -> None:
+    """A promotion that trained past its lower rung no longer needs that rung's checkpoint:
+    checkpoints hold the optimizer's state too, about twice a model's size each."""
+    artifact = trial.user_attrs.get(RESUME_ARTIFACT)
+    if artifact:
+        with contextlib.suppress(Exception):
+            artifacts.remove(artifact)
 
 
 def keep_checkpoint(trial: optuna.Trial, rung: RungTraining, artifacts: Any) -> None:

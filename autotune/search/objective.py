@@ -99,6 +99,8 @@ class Objective:
             if rung is not None:
                 fidelity.keep_checkpoint(trial, rung, self.artifact_store)
             measured = self._store(trial, result, started)
+            if rung is not None:
+                fidelity.release_checkpoint(trial, self.artifact_store)
         except LatencyConstraintError as exc:
             trial.set_user_attr("stopped", str(exc))
             trial.set_constraint("max_latency_ms", exc.latency_ms - exc.max_latency_ms)
