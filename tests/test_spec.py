@@ -8,7 +8,9 @@ from autotune.spec import load_spec, parse_spec
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-@pytest.mark.parametrize("name", ["smoke.toml", "sst2-minilm.toml", "sst2-minilm-logit-kd.toml"])
+@pytest.mark.parametrize(
+    "name", ["smoke.toml", "sst2-minilm.toml", "sst2-minilm-logit-kd.toml", "sst2-minilm-mf.toml"]
+)
 def test_shipped_specs_load(name: str) -> None:
     spec = load_spec(STUDIES / name)
     assert spec.dataset.hub_id == "nyu-mll/glue"
@@ -88,6 +90,9 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
             "augmentation: mask_prob + replace_prob must be <= 1, got 1.2",
         ),
         ("augmentation", {"unlabelled_path": ""}, "augmentation.unlabelled_path: String should"),
+        ("search", {"fidelity": {"min_examples": 100, "eta": 1}}, "search.fidelity.eta: Input"),
+        ("search", {"fidelity": {"eta": 3}}, "search.fidelity.min_examples: required field"),
+        ("search", {"fidelity": {"min_examples": 0}}, "search.fidelity.min_examples: Input"),
     ],
 )
 def test_recipe_fields_give_one_line_errors(section: str, values: dict, expected: str) -> None:

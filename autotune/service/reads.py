@@ -113,13 +113,16 @@ def pareto_front(
         snapshot,
         members=members,
         baselines=machine.baselines,
-        fidelity=fidelity_summary(study, url),
+        fidelity=fidelity_summary(study, url, machine.trials),
     )
 
 
-def fidelity_summary(study: str, storage: str | Settings | None = None) -> FidelitySummary | None:
-    """A multi-fidelity study's trials per rung and the training its early stops saved (None
-    for a study without rungs)."""
+def fidelity_summary(
+    study: str, storage: str | Settings | None = None, shown: list[TrialSummary] | None = None
+) -> FidelitySummary | None:
+    """A multi-fidelity study's trials per rung, each rung's front among ``shown`` (one
+    machine's calibrated trials), and the training its early stops saved (None for a study
+    without rungs)."""
     url = open_results(storage).storage
     reader = _optuna_reader(url)
     try:
@@ -129,7 +132,26 @@ def fidelity_summary(study: str, storage: str | Settings | None = None) -> Fidel
     plan = attrs.get("fidelity")
     if not plan:
         return None
-    return rungs.summarize(stored.trials(url, study), plan["examples"])
+    objectives = stored.study_record(url, study).spec.get("objectives", ["accuracy", "latency"])
+    return rungs.summarize(
+        stored.trials(url, study), plan["examples"], _rung_fronts(shown or [], objectives)
+    )
+
+
+def _rung_fronts(shown: list[TrialSummary], objectives: list[str]) -> dict[int, list[int]]:
+    """Each rung's non-dominated trials (quiet windows only, as the study's front)."""
+    from autotune.search import pareto
+
+    fronts = {}
+    by_rung: dict[int, list[TrialSummary]] = {}
+    for trial in measured.trusted_any_rung(shown):
+        if trial.metrics.get("rung") is not None:
+            by_rung.setdefault(trial.metrics["rung"], []).append(trial)
+    for rung, members in by_rung.items():
+        points = pareto.summary_points(members, objectives, {})
+        keep = pareto.non_dominated(pareto.loss_matrix(points, objectives))
+        fronts[rung] = sorted(p.number for p, k in zip(points, keep, strict=True) if k)
+    return fronts
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class RungCount:
     rung: int
     examples: int  # the budget of a trial at this rung (the top rung: the whole recipe)
     trials: int  # complete trials at this rung
+    front: list[int]  # the rung's own Pareto front on the machine shown (trial numbers)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,11 @@ class FidelitySummary:
         return {**asdict(self), "saved": self.saved}
 
 
-def summarize(trials: list[TrialSummary], rung_examples: list[int]) -> FidelitySummary:
-    """The rungs of ``trials`` (complete ones count) on the schedule ``rung_examples``."""
+def summarize(
+    trials: list[TrialSummary], rung_examples: list[int], fronts: dict[int, list[int]]
+) -> FidelitySummary:
+    """The rungs of ``trials`` (complete ones count) on the schedule ``rung_examples``, with
+    each rung's front."""
     top = rung_examples[-1]
     done = [t for t in trials if t.status == "complete" and t.metrics.get("rung") is not None]
     per_config: dict[str, list[float]] = {}
@@ -52,7 +56,7 @@ def summarize(trials: list[TrialSummary], rung_examples: list[int]) -> FidelityS
     full_seconds = sum(s / e * top for s, e in per_config.values() if e)
     return FidelitySummary(
         rungs=[
-            RungCount(k, examples, sum(t.metrics["rung"] == k for t in done))
+            RungCount(k, examples, sum(t.metrics["rung"] == k for t in done), fronts.get(k, []))
             for k, examples in enumerate(rung_examples)
         ],
         configurations=len(per_config),

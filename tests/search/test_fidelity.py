@@ -91,6 +91,10 @@ def test_a_multi_fidelity_study_trains_the_promising_further(
     assert summary.trained_examples == 4 * 96 + 2 * 96 + 192
     assert summary.full_examples == 4 * 384 and summary.saved == pytest.approx(0.5)
     assert 0 < summary.train_seconds < summary.full_seconds
+    # Each rung has its own front; the top rung's is the study's.
+    assert summary.rungs[2].front == [top.number]
+    assert set(summary.rungs[0].front) <= {t.number for t in complete if fidelity.rung_of(t) == 0}
+    assert summary.rungs[0].front
     console = Console(record=True, width=300)
     console.print(front_table(front))
     text = " ".join(console.export_text().split())
