@@ -21,7 +21,11 @@ def test_smoke_spec_on_sst2_with_shipped_teacher(tmp_path: Path) -> None:
     # The teacher scores what its training log says on these 200 validation rows (90.4% on all 872).
     assert context.baselines.accuracy > 0.88
     assert context.baselines.ort_fp32_ms < context.baselines.pytorch_fp32_ms
-    assert context.baselines.ort_int8_ms < context.baselines.ort_fp32_ms
+    # Dynamic INT8 pays where the CPU has integer dot products (VNNI, AMX); on AVX2 alone
+    # (a first-generation EPYC: 40.2 vs 39.5 ms) it is no faster than FP32, nor much slower.
+    int8_dot = {"avx512_vnni", "avx_vnni", "amx_int8"} & set(context.hardware["isa"])
+    ratio = context.baselines.ort_int8_ms / context.baselines.ort_fp32_ms
+    assert ratio < 1.0 if int8_dot else ratio < 1.25, (ratio, context.hardware["isa"])
     assert len(context.inputs.train) == 512 and context.inputs.teacher_logits.shape == (512, 2)
 
     report = api.run_one_trial(

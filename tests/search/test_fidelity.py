@@ -38,8 +38,10 @@ def _spec(tmp_path: Path, tiny_teacher: Path, tiny_data: Path, search: str = FID
 
 
 def test_a_multi_fidelity_study_trains_the_promising_further(
-    storage: str, tmp_path: Path, tiny_teacher, tiny_data
+    pg_url: str, tmp_path: Path, tiny_teacher, tiny_data
 ) -> None:
+    # PostgreSQL here; the killed-worker test and the dashboard's run such studies on SQLite.
+    storage = pg_url
     artifacts = tmp_path / "artifacts"
     autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data), storage, artifacts=artifacts)
     study = optuna.load_study(study_name="tiny", storage=storage)
