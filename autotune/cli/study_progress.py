@@ -93,6 +93,8 @@ class TrialLog:
                 f"{t.compression.label()}  accuracy {m.accuracy:.4f}  {m.latency_ms:.2f} ms  "
                 f"{m.speedup_vs_teacher_pytorch:.1f}x vs PyTorch  {t.seconds:.0f} s"
             )
+            if m.rung is not None:
+                body += f"  rung {m.rung}" + (" (top)" if m.top_rung else "")
             if not m.latency_reliable:
                 body += (
                     f"  UNRELIABLE latency (machine busy); when it is quiet: "
@@ -101,6 +103,11 @@ class TrialLog:
         else:
             body = t.reason or ""
         tail = f"{state.finished}/{target or '?'} finished, front {state.front_size}"
+        if state.configurations is not None:
+            tail = (
+                f"{state.configurations}/{target or '?'} configurations, {state.finished} "
+                f"trials, top-rung front {state.front_size}"
+            )
         return f"{head}: {body}  [{tail}, eta {clock(eta)}]"
 
 
@@ -148,11 +155,11 @@ class StudyProgress:
 
     def __call__(self, state: api.StudyState) -> None:
         self.begin()
-        left = self.eta.seconds(state.finished, self.target)
+        left = self.eta.seconds(state.counted, self.target)
         if self.bar is not None and self.task is not None:
             self.bar.update(
                 self.task,
-                completed=state.finished,
+                completed=state.counted,
                 description=f"trials  front {state.front_size}  best {state.best_speedup:.1f}x",
                 eta=clock(left),
             )

@@ -32,10 +32,18 @@ class StudyState:
     running: int
     front_size: int
     best_speedup: float  # vs teacher PyTorch FP32, among trials meeting the accuracy floor
+    # Multi-fidelity studies: configurations finished at the lowest rung (what n_trials
+    # counts; promotions come on top); None for a study without rungs.
+    configurations: int | None = None
 
     @property
     def finished(self) -> int:
         return self.complete + self.stopped + self.failed
+
+    @property
+    def counted(self) -> int:
+        """What the study's budget counts: finished trials, or configurations."""
+        return self.finished if self.configurations is None else self.configurations
 
 
 OnProgress = Callable[[StudyState], None]
@@ -59,9 +67,49 @@ def study_state(study: optuna.Study, url: str, min_accuracy: float | None = None
         stopped=count[TrialState.PRUNED],
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
-        front_size=len(study.best_trials) if count[TrialState.COMPLETE] else 0,
+        front_size=_front_size(study, trials),
         best_speedup=max(speedups, default=0.0),
+        configurations=_configurations(study, trials),
     )
+
+
+def _top_rung(study: optuna.Study) -> int | None:
+    plan = study.user_attrs.get("fidelity")
+    return len(plan["steps"]) - 1 if plan else None
+
+
+def _front_size(study: optuna.Study, trials: list[Any]) -> int:
+    """Optuna's front; in a multi-fidelity study, among top-rung trials only."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    from autotune.search.fidelity import rung_of
+    from autotune.search.pareto import is_feasible, non_dominated
+
+    top = _top_rung(study)
+    if top is None:
+        return len(study.best_trials) if any(t.state == TrialState.COMPLETE for t in trials) else 0
+    done = [
+        t for t in trials if t.state == TrialState.COMPLETE and rung_of(t) == top and is_feasible(t)
+    ]
+    if not done:
+        return 0
+    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    losses = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in done]
+    import numpy as np
+
+    return int(non_dominated(np.array(losses)).sum())
+
+
+def _configurations(study: optuna.Study, trials: list[Any]) -> int | None:
+    from optuna.trial import TrialState
+
+    from autotune.search.fidelity import rung_of
+
+    if _top_rung(study) is None:
+        return None
+    counted = (TrialState.COMPLETE, TrialState.PRUNED)
+    return sum(t.state in counted and rung_of(t) == 0 for t in trials)
 
 
 def _callbacks(on_progress: OnProgress | None, url: str, min_accuracy: float | None) -> list[Any]:
