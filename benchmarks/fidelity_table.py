@@ -384,18 +384,26 @@ def replay_markdown(out: dict[str, Any]) -> str:
 def table_markdown(path: Path) -> str:
     data = json.loads(path.read_text())
     header = data["header"]
+    names = {32: "FP32", 8: "INT8", 4: "INT4"}
     lines = [
         f"machine {header['machine']['id']}; rungs {header['rungs']['examples']} examples; "
-        f"{len(data['runs'])} runs",
+        f"{len(data['runs'])} of {len(runs())} runs",
         "",
-        "| run | INT8 accuracy per rung | FP32 accuracy per rung | CPU s per segment |",
-        "|---|---|---|---|",
+        "| run | "
+        + " | ".join(f"{names[b]} accuracy per rung" for b in BITS)
+        + " | CPU s per segment | speedup vs teacher ORT FP32 ("
+        + "/".join(names[b] for b in BITS)
+        + ") |",
+        "|---" * (len(BITS) + 3) + "|",
     ]
     for key, run in data["runs"].items():
-        int8 = " / ".join(f"{r['accuracy']['8']:.4f}" for r in run["rungs"])
-        fp32 = " / ".join(f"{r['accuracy']['32']:.4f}" for r in run["rungs"])
+        arch = "L{layers}-H{heads}-F{ffn_fraction}".format(**run)
+        cells = [" / ".join(f"{r['accuracy'][str(b)]:.4f}" for r in run["rungs"]) for b in BITS]
         cpu = " / ".join(f"{r['train_cpu_s']:.0f}" for r in run["rungs"])
-        lines.append(f"| {key} | {int8} | {fp32} | {cpu} |")
+        speed = "/".join(
+            f"{data['latency'][f'{arch}-b{b}']['speedup_vs_teacher_ort']:.2f}" for b in BITS
+        )
+        lines.append(f"| {key} | {' | '.join(cells)} | {cpu} | {speed} |")
     return "\n".join(lines)
 
 
