@@ -80,10 +80,9 @@ def _top_rung(study: optuna.Study) -> int | None:
 
 def _front_size(study: optuna.Study, trials: list[Any]) -> int:
     """Optuna's front; in a multi-fidelity study, among top-rung trials only."""
-    from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
-    from autotune.search.fidelity import rung_of
+    from autotune.search.fidelity import losses, rung_of
     from autotune.search.pareto import is_feasible, non_dominated
 
     top = _top_rung(study)
@@ -92,13 +91,7 @@ def _front_size(study: optuna.Study, trials: list[Any]) -> int:
     done = [
         t for t in trials if t.state == TrialState.COMPLETE and rung_of(t) == top and is_feasible(t)
     ]
-    if not done:
-        return 0
-    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-    losses = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in done]
-    import numpy as np
-
-    return int(non_dominated(np.array(losses)).sum())
+    return int(non_dominated(losses(done, study.directions)).sum()) if done else 0
 
 
 def _configurations(study: optuna.Study, trials: list[Any]) -> int | None:
