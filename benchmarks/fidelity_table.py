@@ -48,6 +48,7 @@ BITS = [32, 8, 4]
 # spec's batch, learning rate and frozen embeddings, over TOP_STEPS steps (see --table).
 BATCH, TOP_STEPS, ETA, MIN_EXAMPLES = 64, 384, 3, 2560
 STRATEGIES = ["random", "tpe", "mf-random", "mf-tpe"]
+COSTS = ["with_overhead", "training_only"]
 
 
 def runs() -> list[dict[str, Any]]:
@@ -169,20 +170,24 @@ def train_run(context, config, plan, latency: dict[str, Any]) -> dict[str, Any]:
             )
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             checkpoint = rung.save_to
-            scores = {}
+            scores, score_s = {}, {}
             for bits in BITS:
                 variant = replace(config, bits=bits)
+                scoring = time.perf_counter()
                 model = pipeline._export_deployable(
                     fresh, variant, names, work / f"e{index}-{bits}"
                 )
                 scores[str(bits)] = evaluate_onnx(model, inputs.validation).accuracy
+                score_s[str(bits)] = time.perf_counter() - scoring
                 arch = f"L{config.layers}-H{config.heads}-F{config.ffn_fraction}-b{bits}"
                 if arch not in latency:
+                    timing = time.perf_counter()
                     timed = measure_interleaved(model, inputs.reference_onnx, inputs.latency, vocab)
                     latency[arch] = {
                         "speedup_vs_teacher_ort": timed.speedup_vs_reference,
                         "median_ms": timed.median_ms,
                         "reliable": timed.reliable,
+                        "timing_wall_s": time.perf_counter() - timing,
                     }
             rungs.append(
                 {
@@ -191,6 +196,8 @@ def train_run(context, config, plan, latency: dict[str, Any]) -> dict[str, Any]:
                     "train_cpu_s": cpu,
                     "train_wall_s": wall,
                     "accuracy": scores,
+                    # export + validation scoring: what every trial pays besides training
+                    "score_wall_s": score_s,
                 }
             )
     return {"rungs": rungs}
@@ -238,43 +245,76 @@ def retime(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- replay
 
 
-def load_table(path: Path) -> dict[str, Any]:
+def load_table(path: Path, overhead: bool) -> dict[str, Any]:
+    """The table as replay reads it: per configuration, accuracy and the seconds a trial
+    pays at each rung. A trial pays its training segment (wall seconds) and, with
+    ``overhead``, what every trial pays besides training: export and validation scoring at
+    its bit width (median over the run's rungs) and one latency measurement."""
     data = json.loads(path.read_text())
     table = {}
     for run in data["runs"].values():
         arch = "L{layers}-H{heads}-F{ffn_fraction}".format(**run)
         for bits in BITS:
             latency = data["latency"][f"{arch}-b{bits}"]
+            scoring = float(np.median([r["score_wall_s"][str(bits)] for r in run["rungs"]]))
+            extra = scoring + latency["timing_wall_s"] if overhead else 0.0
             key = (run["layers"], run["heads"], run["ffn_fraction"], run["kd"], bits)
             table[key] = {
                 "accuracy": [r["accuracy"][str(bits)] for r in run["rungs"]],
-                "segment_s": [r["train_cpu_s"] for r in run["rungs"]],
+                "segment_s": [r["train_wall_s"] + extra for r in run["rungs"]],
+                "overhead_s": extra,
                 "relative_latency": 1.0 / latency["speedup_vs_teacher_ort"],
             }
     return {"header": data["header"], "configs": table}
 
 
-REFERENCE = np.array([-0.5, 1.0])  # chance accuracy, the teacher's latency (ORT FP32)
+def complete(path: Path) -> bool:
+    data = json.loads(path.read_text())
+    return len(data["runs"]) == len(runs()) and all(
+        "score_wall_s" in r for run in data["runs"].values() for r in run["rungs"]
+    )
 
 
-def hypervolume(points: list[tuple[float, float]]) -> float:
-    """2-D hypervolume of (accuracy, relative latency) points: accuracy maximised, latency
-    minimised, from chance accuracy and the teacher's latency."""
-    losses = np.array([(-a, r) for a, r in points if -a < REFERENCE[0] and r < REFERENCE[1]])
-    if len(losses) == 0:
-        return 0.0
-    losses = losses[np.lexsort((losses[:, 1], losses[:, 0]))]
-    volume, best_latency = 0.0, REFERENCE[1]
-    for loss, latency in losses:
+def references(configs: dict[Any, dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Hypervolume reference points, as (accuracy, relative latency). "table": the table's
+    worst top-rung accuracy and slowest configuration, widened by 1% of each range, the usual
+    choice in multi-objective HPO benchmarks, so the volume measures differences between the
+    table's students. "chance": chance accuracy and the teacher's latency, where most of the
+    volume is being better than a coin, which every student is."""
+    accuracy = [c["accuracy"][-1] for c in configs.values()]
+    latency = [c["relative_latency"] for c in configs.values()]
+    margin = 0.01 * (max(accuracy) - min(accuracy)), 0.01 * (max(latency) - min(latency))
+    return {
+        "table": (min(accuracy) - margin[0], max(latency) + margin[1]),
+        "chance": (0.5, 1.0),
+    }
+
+
+def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """2-D hypervolume of (accuracy, relative latency) points, accuracy maximised and latency
+    minimised, above ``reference``."""
+    floor, ceiling = reference
+    inside = sorted((-a, r) for a, r in points if a > floor and r < ceiling)
+    volume, best_latency = 0.0, ceiling
+    for loss, latency in inside:
         if latency < best_latency:
-            volume += (REFERENCE[0] - loss) * (best_latency - latency)
+            volume += (-floor - loss) * (best_latency - latency)
             best_latency = latency
     return volume
 
 
+def hv_curve(events: list[list[float]], reference: tuple[float, float]) -> list[list[float]]:
+    """(seconds spent, hypervolume of the top-rung front) after every top-rung result."""
+    curve, front = [[0.0, 0.0]], []
+    for spent, accuracy, latency in events:
+        front.append((accuracy, latency))
+        curve.append([spent, hypervolume(front, reference)])
+    return curve
+
+
 def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> list[list[float]]:
-    """One search against the table until ``budget_s`` training seconds are spent; the
-    (seconds spent, top-rung hypervolume) after every top-rung result."""
+    """One search against the table until ``budget_s`` seconds are spent; every top-rung
+    result as (seconds spent, accuracy, relative latency)."""
     import optuna
 
     from autotune.search import fidelity
@@ -291,7 +331,7 @@ def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> 
     if multi:
         sampler = fidelity.sampled_at_rung_zero(sampler)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    spent, front, history = 0.0, [], [[0.0, 0.0]]
+    spent, events = 0.0, []
     promoted: set[tuple[str, int]] = set()
     while spent < budget_s:
         if multi:
@@ -317,14 +357,19 @@ def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> 
         rung = trial.suggest_int(fidelity.RUNG, 0, top) if multi else top
         entry = configs[key]
         resumed = multi and rung > 0 and fidelity.RESUME_TRIAL in trial.user_attrs
-        spent += entry["segment_s"][rung] if resumed else sum(entry["segment_s"][: rung + 1])
+        # a resumed trial trains its segment only; a trial trained from scratch (sampled, or
+        # a single-fidelity trial) trains every segment up to its rung, and pays its
+        # overhead once
+        segments = (
+            entry["segment_s"][rung : rung + 1] if resumed else entry["segment_s"][: rung + 1]
+        )
+        spent += sum(segments) - entry["overhead_s"] * (len(segments) - 1)
         trial.set_user_attr(fidelity.CONFIG_ID, repr(key))
         trial.set_user_attr(fidelity.CHECKPOINT_ARTIFACT, "table")
         study.tell(trial, [entry["accuracy"][rung], entry["relative_latency"]])
         if rung == top:
-            front.append((entry["accuracy"][rung], entry["relative_latency"]))
-            history.append([spent, hypervolume(front)])
-    return history
+            events.append([spent, entry["accuracy"][rung], entry["relative_latency"]])
+    return events
 
 
 def run_replay(args: argparse.Namespace) -> None:
@@ -332,52 +377,104 @@ def run_replay(args: argparse.Namespace) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for path in sorted(RESULTS.glob("fidelity_table-*.json")):
-        table = load_table(path)
-        configs = table["configs"]
-        best = hypervolume([(c["accuracy"][-1], c["relative_latency"]) for c in configs.values()])
-        full = sum(sum(c["segment_s"]) for c in configs.values())
-        out: dict[str, Any] = {"best_hypervolume": best, "budget_s": full, "configs": len(configs)}
-        for strategy in STRATEGIES:
-            out[strategy] = [replay(strategy, seed, table, full) for seed in range(args.seeds)]
-            print(f"{path.name} {strategy}: {args.seeds} seeds replayed", flush=True)
+        if not complete(path):
+            print(f"{path.name}: not a complete table (run the build on its machine); skipped")
+            continue
+        out: dict[str, Any] = {"table": path.name, "seeds": args.seeds}
+        for cost in COSTS:
+            table = load_table(path, overhead=cost == "with_overhead")
+            configs = table["configs"]
+            full = sum(
+                sum(c["segment_s"]) - c["overhead_s"] * (len(c["segment_s"]) - 1)
+                for c in configs.values()
+            )
+            points = [(c["accuracy"][-1], c["relative_latency"]) for c in configs.values()]
+            out[cost] = {
+                "budget_s": full,
+                "configs": len(configs),
+                "references": {
+                    name: {"point": ref, "best_hypervolume": hypervolume(points, ref)}
+                    for name, ref in references(configs).items()
+                },
+            }
+            for strategy in STRATEGIES:
+                out[cost][strategy] = [
+                    replay(strategy, seed, table, full) for seed in range(args.seeds)
+                ]
+                print(f"{path.name} {cost} {strategy}: {args.seeds} seeds", flush=True)
         target = RESULTS / path.name.replace("fidelity_table-", "fidelity_replay-")
         target.write_text(json.dumps(out) + "\n")
         print(replay_markdown(out))
 
 
-def hv_at(history: list[list[float]], seconds: float) -> float:
-    reached = [hv for spent, hv in history if spent <= seconds]
+def hv_at(curve: list[list[float]], seconds: float) -> float:
+    reached = [hv for spent, hv in curve if spent <= seconds]
     return reached[-1] if reached else 0.0
 
 
-def time_to(history: list[list[float]], level: float) -> float:
-    return next((spent for spent, hv in history if hv >= level), float("inf"))
+def time_to(curve: list[list[float]], level: float) -> float:
+    return next((spent for spent, hv in curve if hv >= level), float("inf"))
+
+
+def _times_to_95(out: dict[str, Any], cost: str, reference: str, strategy: str) -> np.ndarray:
+    ref = out[cost]["references"][reference]
+    level = 0.95 * ref["best_hypervolume"]
+    curves = [hv_curve(events, tuple(ref["point"])) for events in out[cost][strategy]]
+    return np.array([time_to(curve, level) for curve in curves])
 
 
 def replay_markdown(out: dict[str, Any]) -> str:
-    best, budget = out["best_hypervolume"], out["budget_s"]
+    """The main table (per-trial overhead paid, the table's own reference point), then the
+    time to 95% under each way of paying and each reference point."""
+    cost, reference = COSTS[0], "table"
+    main, budget = out[cost], out[cost]["budget_s"]
+    ref = main["references"][reference]
+    point = ", ".join(f"{v:.4f}" for v in ref["point"])
     fractions = [0.05, 0.1, 0.2, 0.33, 0.5, 1.0]
-    head = " | ".join(f"HV at {f:.0%} of budget" for f in fractions)
     lines = [
-        f"{out['configs']} configurations; budget {budget:.0f} training s (every configuration "
-        f"trained fully once); table's best hypervolume {best:.4f}",
+        f"{main['configs']} configurations, {out['seeds']} seeds; seconds = training + each "
+        f"trial's export, scoring and latency timing; budget {budget:.0f} s (every "
+        f"configuration trained fully once); reference point ({point}) "
+        "(accuracy, latency / teacher's)",
         "",
-        f"| strategy | seeds | time to 95% of best HV: median (IQR), reached | {head} |",
+        "| strategy | time to 95% of best HV: median (IQR), reached | vs random | "
+        + " | ".join(f"HV at {f:.0%} of budget" for f in fractions)
+        + " |",
         "|---" * (3 + len(fractions)) + "|",
     ]
+    random_median = float(np.median(_times_to_95(out, cost, reference, "random")))
     for strategy in STRATEGIES:
-        histories = out[strategy]
-        times = np.array([time_to(h, 0.95 * best) for h in histories])
-        finite = times[np.isfinite(times)]
-        reached = f"{len(finite)}/{len(times)}"
-        q = np.percentile(times, [25, 50, 75]) if len(finite) else [np.inf] * 3
+        times = _times_to_95(out, cost, reference, strategy)
+        q = np.percentile(times, [25, 50, 75])
+        curves = [hv_curve(events, tuple(ref["point"])) for events in main[strategy]]
         cells = []
         for f in fractions:
-            values = [hv_at(h, f * budget) / best for h in histories]
+            values = [hv_at(c, f * budget) / ref["best_hypervolume"] for c in curves]
             lo, mid, hi = np.percentile(values, [25, 50, 75])
             cells.append(f"{mid:.3f} ({lo:.3f}-{hi:.3f})")
-        timing = f"{q[1]:.0f} s ({q[0]:.0f}-{q[2]:.0f}), {reached}"
-        lines.append(f"| {strategy} | {len(histories)} | {timing} | {' | '.join(cells)} |")
+        lines.append(
+            f"| {strategy} | {q[1]:.0f} s ({q[0]:.0f}-{q[2]:.0f}), "
+            f"{int(np.isfinite(times).sum())}/{len(times)} | {q[1] / random_median:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    variants = [(c, r) for c in COSTS for r in ("table", "chance")]
+    lines += [
+        "",
+        "Median seconds to 95% of the best hypervolume (ratio to random search):",
+        "",
+        "| strategy | "
+        + " | ".join(f"{c.replace('_', ' ')}, {r} reference" for c, r in variants)
+        + " |",
+        "|---" * (1 + len(variants)) + "|",
+    ]
+    for strategy in STRATEGIES:
+        cells = []
+        for c, r in variants:
+            median = float(np.median(_times_to_95(out, c, r, strategy)))
+            base = float(np.median(_times_to_95(out, c, r, "random")))
+            cells.append(f"{median:.0f} s ({median / base:.2f})")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -423,7 +520,7 @@ def main() -> None:
         for path in sorted(RESULTS.glob("fidelity_table-*.json")):
             print(table_markdown(path), "\n")
         for path in sorted(RESULTS.glob("fidelity_replay-*.json")):
-            print(replay_markdown(json.loads(path.read_text())), "\n")
+            print(path.name, "\n", replay_markdown(json.loads(path.read_text())), "\n")
     elif args.replay:
         run_replay(args)
     elif args.retime:
