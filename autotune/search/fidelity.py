@@ -101,6 +101,20 @@ def release_checkpoint(trial: optuna.Trial, artifacts: Any) -> None:
             artifacts.remove(artifact)
 
 
+def release_all_checkpoints(study: optuna.Study, artifacts: Any) -> int:
+    """A finished study (nothing waiting or running) resumes nothing: remove every checkpoint
+    left, those of configurations never promoted. A study extended later trains such a
+    configuration's promotion from the start (``rung_training``). How many were removed."""
+    removed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        artifact = trial.user_attrs.get(CHECKPOINT_ARTIFACT)
+        if artifact:
+            with contextlib.suppress(Exception):  # released already, or by another worker
+                artifacts.remove(artifact)
+                removed += 1
+    return removed
+
+
 def keep_checkpoint(trial: optuna.Trial, rung: RungTraining, artifacts: Any) -> None:
     """Store a lower rung's checkpoint with its trial, for the promotion that may come."""
     if rung.save_to is not None and rung.save_to.exists():

@@ -27,7 +27,7 @@ from autotune.compression.config import CompressionConfig
 from autotune.context import StudyContext
 from autotune.errors import StudyInterrupted
 from autotune.progress import Progress
-from autotune.search.fidelity import PLAN_ATTR, Promoter, rung_of
+from autotune.search.fidelity import PLAN_ATTR, Promoter, release_all_checkpoints, rung_of
 from autotune.search.heartbeat import heartbeat_seconds
 from autotune.search.objective import Objective, worker_id
 from autotune.search.recorder import TrialRecorder
@@ -150,7 +150,7 @@ def work(
         limit = max_trials or missing * (promoter.plan.top + 1) + unfinished(study)
     guard = BudgetGuard(target, limit, fidelity=promoter is not None)
     own = [recorder, *([promoter] if promoter else []), guard]
-    quiet = False
+    quiet = finished = False
     with StaleTrialWatcher(study, heartbeat):
         while not guard.exhausted:
             left = None if deadline is None else deadline - time.monotonic()
@@ -160,6 +160,7 @@ def work(
             pending = unfinished(study) if promoter is not None else 0
             if done >= target and not pending:
                 if promoter is None or quiet:
+                    finished = True
                     break
                 # A stale trial is failed first and its retry enqueued right after: look
                 # again before calling a multi-fidelity study finished.
@@ -191,6 +192,9 @@ def work(
                 log.warning("a trial of this worker was failed as stale; its retry will rerun it")
     # Mirror trials failed by the stale-trial watcher; leave the front covering every trial.
     recorder.sync(study)
+    if promoter is not None and finished:
+        removed = release_all_checkpoints(study, objective.artifact_store)
+        log.info("study finished: %d checkpoints of configurations never promoted removed", removed)
     for hardware_id in recorder.hardware_ids(study):
         recorder.update_front(hardware_id)
 

@@ -60,7 +60,7 @@ def pair_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tup
         "[distillation]\nhidden_weight = 1.0\nattention_weight = 1.0\n\n"
         f'[augmentation]\ncopies = 2\nunlabelled_path = "{unlabelled}"\n\n'
         "[space]\nlayers = { min = 1, max = 2 }\nheads = { min = 2, max = 4 }\nbits = [8, 32]\n\n"
-        "[latency]\nthreads = 1\nwarmup = 2\nruns = 10\nsequence_length = 16\n\n"
+        "[latency]\nthreads = 1\nwarmup = 2\nruns = 10\nprecision = 0\nsequence_length = 16\n\n"
         '[search]\nsampler = "random"\nn_trials = 3\n'
     )
     autotune("teacher", "train", "pairs.toml", cwd=root)

@@ -64,7 +64,7 @@ def test_three_text_labels_from_csv_to_export(tmp_path: Path) -> None:
         f"learning_rate = 0.001\n\n"
         f"[training]\nepochs = 1\nbatch_size = 16\nlearning_rate = 0.001\n\n"
         f"[space]\nlayers = {{ min = 1, max = 2 }}\nheads = {{ min = 2, max = 4 }}\n\n"
-        f"[latency]\nthreads = 1\nwarmup = 2\nruns = 10\nsequence_length = 16\n\n"
+        f"[latency]\nthreads = 1\nwarmup = 2\nruns = 10\nprecision = 0\nsequence_length = 16\n\n"
         f'[search]\nsampler = "random"\nn_trials = 2\n'
     )
 

@@ -101,7 +101,7 @@ def test_a_trial_timed_beside_busy_processes_is_marked_and_retimed(
     url = f"sqlite:///{tmp_path / 's.db'}"
     spec = tmp_path / "tiny.toml"
     latency = (
-        "threads = 1\nwarmup = 2\nruns = 20\nsequence_length = 16\n"
+        "threads = 1\nwarmup = 2\nruns = 20\nprecision = 0\nsequence_length = 16\n"
         "busy_cores = 0.75\nmax_reference_cv = 10\nbusy_retries = 1\nbusy_wait_s = 0.2"
     )
     spec.write_text(
