@@ -49,10 +49,12 @@ BITS = [32, 8, 4]
 # The table's recipe: one stage of logit KD on the original sentences with the shipped
 # spec's batch, learning rate and frozen embeddings, over TOP_STEPS steps (see --table).
 BATCH, TOP_STEPS, ETA, MIN_EXAMPLES = 64, 384, 3, 2560
-STRATEGIES = ["random", "tpe", "mf-random", "mf-tpe", "mf-random-2", "mf-tpe-2"]
-# The table's checkpoints each strategy uses as rungs: "-2" skips the middle checkpoint
-# (two rungs, 2,752 and 24,576 examples, still promoting the top third).
-LEVELS = {"mf-random-2": [0, 2], "mf-tpe-2": [0, 2]}
+STRATEGIES = ["random", "tpe", "mf-random", "mf-tpe", "mf-random-2", "mf-tpe-2", "mf-tpe-2-eta9"]
+# The table's checkpoints each strategy uses as rungs: "-2" skips the middle checkpoint (two
+# rungs, 2,752 and 24,576 examples) and still promotes the top third; "-eta9" promotes the
+# top ninth, which is what a spec can ask for today (`min_examples = 2752, eta = 9`).
+LEVELS = {"mf-random-2": [0, 2], "mf-tpe-2": [0, 2], "mf-tpe-2-eta9": [0, 2]}
+PROMOTE_ETA = {"mf-tpe-2-eta9": 9}
 COSTS = ["with_overhead", "training_only"]
 
 
@@ -328,7 +330,7 @@ def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> 
     checkpoints = len(table["header"]["rungs"]["steps"])
     multi = strategy.startswith("mf")
     levels = LEVELS.get(strategy, list(range(checkpoints))) if multi else [checkpoints - 1]
-    top = len(levels) - 1
+    top, eta = len(levels) - 1, PROMOTE_ETA.get(strategy, ETA)
     if "tpe" in strategy:
         sampler: Any = optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
@@ -345,9 +347,9 @@ def replay(strategy: str, seed: int, table: dict[str, Any], budget_s: float) -> 
             complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             for rung in range(top - 1, -1, -1):
                 results = fidelity.rung_results(complete, rung)
-                if len(results) < ETA:
+                if len(results) < eta:
                     continue
-                for index in promotable(fidelity.losses(results, study.directions), ETA):
+                for index in promotable(fidelity.losses(results, study.directions), eta):
                     source = results[index]
                     key = (source.user_attrs[fidelity.CONFIG_ID], rung + 1)
                     if key not in promoted:
@@ -426,6 +428,15 @@ def _times_to_95(out: dict[str, Any], cost: str, reference: str, strategy: str) 
     return np.array([time_to(curve, level) for curve in curves])
 
 
+def _median(times: np.ndarray) -> float:
+    """The median of times that may be infinite (not reached), without interpolating."""
+    return float(np.percentile(times, 50, method="nearest"))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if np.isfinite(value) else "not reached"
+
+
 def replay_markdown(out: dict[str, Any]) -> str:
     """The main table (per-trial overhead paid, the table's own reference point), then the
     time to 95% under each way of paying and each reference point."""
@@ -445,10 +456,10 @@ def replay_markdown(out: dict[str, Any]) -> str:
         + " |",
         "|---" * (3 + len(fractions)) + "|",
     ]
-    random_median = float(np.median(_times_to_95(out, cost, reference, "random")))
+    random_median = _median(_times_to_95(out, cost, reference, "random"))
     for strategy in STRATEGIES:
         times = _times_to_95(out, cost, reference, strategy)
-        q = np.percentile(times, [25, 50, 75])
+        q = np.percentile(times, [25, 50, 75], method="nearest")  # inf: not reached
         curves = [hv_curve(events, tuple(ref["point"])) for events in main[strategy]]
         cells = []
         for f in fractions:
@@ -456,7 +467,7 @@ def replay_markdown(out: dict[str, Any]) -> str:
             lo, mid, hi = np.percentile(values, [25, 50, 75])
             cells.append(f"{mid:.3f} ({lo:.3f}-{hi:.3f})")
         lines.append(
-            f"| {strategy} | {q[1]:.0f} s ({q[0]:.0f}-{q[2]:.0f}), "
+            f"| {strategy} | {_seconds(q[1])} ({_seconds(q[0])}-{_seconds(q[2])}), "
             f"{int(np.isfinite(times).sum())}/{len(times)} | {q[1] / random_median:.2f} | "
             + " | ".join(cells)
             + " |"
@@ -474,9 +485,9 @@ def replay_markdown(out: dict[str, Any]) -> str:
     for strategy in STRATEGIES:
         cells = []
         for c, r in variants:
-            median = float(np.median(_times_to_95(out, c, r, strategy)))
-            base = float(np.median(_times_to_95(out, c, r, "random")))
-            cells.append(f"{median:.0f} s ({median / base:.2f})")
+            median = _median(_times_to_95(out, c, r, strategy))
+            base = _median(_times_to_95(out, c, r, "random"))
+            cells.append(f"{_seconds(median)} ({median / base:.2f})")
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -36,7 +36,10 @@ def test_a_study_ranks_by_the_data_length_p90(
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     spec = tmp_path / "tiny.toml"
-    latency = 'threads = 1\nwarmup = 2\nruns = 20\nprecision = 0\nsequence_length = 16\noptimise = "data_p90"'
+    latency = (
+        "threads = 1\nwarmup = 2\nruns = 20\nprecision = 0\nsequence_length = 16\n"
+        'optimise = "data_p90"'
+    )
     spec.write_text(
         spec_text(
             tiny_data, tiny_teacher, latency=latency, search='sampler = "random"\nn_trials = 6'

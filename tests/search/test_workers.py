@@ -202,7 +202,7 @@ class StderrLines:
 def test_workers_survive_a_postgresql_restart(
     pg_url: str, tmp_path: Path, tiny_teacher, tiny_data, tiny_context
 ) -> None:
-    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 10)
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 7)
     run = cli("study", "run", str(spec), "--workers", "2", "--storage", pg_url,
               "--artifacts", str(tmp_path / "a"))  # fmt: skip
     study = (
@@ -224,7 +224,7 @@ def test_workers_survive_a_postgresql_restart(
     _pg_ctl("start")
     assert run.wait(timeout=600) == 0, stderr.text()
     assert stderr.worker_waits(run.pid), stderr.text()
-    assert_consistent(pg_url, 10, 2)
+    assert_consistent(pg_url, 7, 2)
 
 
 def _wait_for_study(url: str) -> bool:
@@ -240,9 +240,9 @@ def _wait_for_study(url: str) -> bool:
 
 def test_two_workers_on_one_sqlite_file(tmp_path: Path, tiny_teacher, tiny_data, tiny_context):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 8)
+    spec = cheap_spec(tmp_path, tiny_teacher, tiny_data, 4)
     finish(cli("study", "run", str(spec), "--workers", "2", "--storage", url))
-    study = assert_consistent(url, 8, 2)
+    study = assert_consistent(url, 4, 2)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
 
 

@@ -36,7 +36,7 @@ def test_a_second_machine_gets_its_own_front_without_training(
     storage: str, tmp_path: Path, tiny_teacher: Path, tiny_data: Path, tiny_context
 ) -> None:
     spec = tmp_path / "tiny.toml"
-    spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 5'))
+    spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 3'))
     artifacts = str(tmp_path / "artifacts")
     autotune_cli(
         "study", "run", str(spec), "--artifacts", artifacts, label="box-a", storage=storage
@@ -149,7 +149,7 @@ def test_two_remeasures_at_once_share_the_work(
     """Two `remeasure` processes for one machine on PostgreSQL at the same moment: every
     model is measured once, by one of them."""
     spec = tmp_path / "tiny.toml"
-    spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 6'))
+    spec.write_text(spec_text(tiny_data, tiny_teacher, search='sampler = "random"\nn_trials = 4'))
     artifacts = str(tmp_path / "artifacts")
     autotune_cli("study", "run", str(spec), "--artifacts", artifacts, label="box-a", storage=pg_url)
     complete = {
