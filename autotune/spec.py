@@ -263,12 +263,20 @@ class LatencySpec(_Strict):
 
 class FidelitySpec(_Strict):
     """Multi-fidelity search (MO-ASHA): every configuration trains ``min_examples`` or a
-    little more first; each rung promotes its best 1/``eta`` by Pareto rank to the next, up
-    to the whole recipe. Rungs are the recipe's example count divided by eta again and again
-    (``compression.fidelity``)."""
+    little more first; each rung promotes its best 1/``promote`` (default: 1/``eta``) by
+    Pareto rank to the next, up to the whole recipe. Rungs are the recipe's example count
+    divided by eta again and again (``compression.fidelity``). ``promote`` apart from
+    ``eta`` gives few rungs far apart that still promote many: ``eta = 9, promote = 3`` is
+    the schedule the tabular benchmark found best (BENCHMARKS.md section 9)."""
 
     min_examples: int = Field(ge=1, le=10**12)
     eta: int = Field(default=3, ge=2, le=100)
+    promote: int | None = Field(default=None, ge=2, le=100)
+
+    @property
+    def promote_one_in(self) -> int:
+        """A rung of n results promotes its best n // promote_one_in."""
+        return self.promote or self.eta
 
 
 class SearchSpec(_Strict):

@@ -93,6 +93,11 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
         ("search", {"fidelity": {"min_examples": 100, "eta": 1}}, "search.fidelity.eta: Input"),
         ("search", {"fidelity": {"eta": 3}}, "search.fidelity.min_examples: required field"),
         ("search", {"fidelity": {"min_examples": 0}}, "search.fidelity.min_examples: Input"),
+        (
+            "search",
+            {"fidelity": {"min_examples": 100, "promote": 1}},
+            "search.fidelity.promote: Input",
+        ),
     ],
 )
 def test_recipe_fields_give_one_line_errors(section: str, values: dict, expected: str) -> None:

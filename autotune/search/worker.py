@@ -224,8 +224,8 @@ def _run(
     logging.getLogger("optuna").setLevel(logging.WARNING)
     promoter = None
     if context.rungs is not None and context.spec.search.fidelity is not None:
-        eta = context.spec.search.fidelity.eta
-        promoter = Promoter(place.url, context.spec.name, context.rungs, eta, worker_id())
+        one_in = context.spec.search.fidelity.promote_one_in
+        promoter = Promoter(place.url, context.spec.name, context.rungs, one_in, worker_id())
     with tempfile.TemporaryDirectory(prefix="autotune-study-") as tmp:
         objective = Objective(context, place.artifact_store, Path(tmp), place.url, place.progress)
         work(

@@ -107,6 +107,26 @@ def test_a_multi_fidelity_study_trains_the_promising_further(
     assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 7
 
 
+def test_promote_sets_the_fraction_promoted_apart_from_the_rungs_spacing(
+    tmp_path: Path, tiny_teacher, tiny_data
+) -> None:
+    # eta 4 from 384 examples: two rungs, 96 and 384 (4x apart). eta alone promotes one in
+    # four: one configuration of four reaches the top. promote = 2 sends the best half: the
+    # final best two of rung 0 (and one promoted early, while rung 0 held two or three).
+    storage = f"sqlite:///{tmp_path / 'promote.db'}"
+    search = FIDELITY.replace("eta = 2 }", "eta = 4, promote = 2 }")
+    autotune.run_study(_spec(tmp_path, tiny_teacher, tiny_data, search), storage)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.user_attrs["fidelity"]["examples"] == [96, 384]
+    rungs = Counter(fidelity.rung_of(t) for t in study.trials)
+    assert rungs[0] == 4 and 2 <= rungs[1] <= 3, rungs
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    rung0 = fidelity.rung_results(complete, 0)
+    best_half = promotable(fidelity.losses(rung0, study.directions), 2)
+    top = {t.user_attrs["config_id"] for t in complete if fidelity.rung_of(t) == 1}
+    assert {rung0[i].user_attrs["config_id"] for i in best_half} <= top
+
+
 def test_bad_schedules_are_refused_before_anything_is_written(
     tmp_path: Path, tiny_teacher, tiny_data
 ) -> None:
