@@ -482,11 +482,12 @@ def replay_markdown(out: dict[str, Any]) -> str:
         + " |",
         "|---" * (1 + len(variants)) + "|",
     ]
+    bases = {(c, r): _median(_times_to_95(out, c, r, "random")) for c, r in variants}
     for strategy in STRATEGIES:
         cells = []
         for c, r in variants:
             median = _median(_times_to_95(out, c, r, strategy))
-            base = _median(_times_to_95(out, c, r, "random"))
+            base = bases[(c, r)]
             cells.append(f"{_seconds(median)} ({median / base:.2f})")
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -16,7 +16,6 @@ before enqueueing is taken over once it is :data:`STALE_CLAIM_SECONDS` old.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -95,24 +94,27 @@ def _download(artifacts: Any, artifact: str, path: Path) -> Path | None:
 def release_checkpoint(trial: optuna.Trial, artifacts: Any) -> None:
     """A promotion that trained past its lower rung no longer needs that rung's checkpoint:
     checkpoints hold the optimizer's state too, about twice a model's size each."""
-    artifact = trial.user_attrs.get(RESUME_ARTIFACT)
-    if artifact:
-        with contextlib.suppress(Exception):
-            artifacts.remove(artifact)
+    _remove(artifacts, trial.user_attrs.get(RESUME_ARTIFACT))
 
 
 def release_all_checkpoints(study: optuna.Study, artifacts: Any) -> int:
     """A finished study (nothing waiting or running) resumes nothing: remove every checkpoint
     left, those of configurations never promoted. A study extended later trains such a
     configuration's promotion from the start (``rung_training``). How many were removed."""
-    removed = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        artifact = trial.user_attrs.get(CHECKPOINT_ARTIFACT)
-        if artifact:
-            with contextlib.suppress(Exception):  # released already, or by another worker
-                artifacts.remove(artifact)
-                removed += 1
-    return removed
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(_remove(artifacts, t.user_attrs.get(CHECKPOINT_ARTIFACT)) for t in trials)
+
+
+def _remove(artifacts: Any, artifact: str | None) -> bool:
+    """Remove a checkpoint artifact if it is still there (another worker, or an earlier
+    release, may have removed it)."""
+    if not artifact:
+        return False
+    try:
+        artifacts.remove(artifact)
+    except Exception:  # the store raises its own errors for missing artifacts
+        return False
+    return True
 
 
 def keep_checkpoint(trial: optuna.Trial, rung: RungTraining, artifacts: Any) -> None:
@@ -127,8 +129,12 @@ def keep_checkpoint(trial: optuna.Trial, rung: RungTraining, artifacts: Any) -> 
 class Promoter:
     """Optuna callback: after a trial finishes, promote what the rungs allow."""
 
-    def __init__(self, url: str, study_name: str, plan: RungPlan, eta: int, worker: str) -> None:
-        self.url, self.study_name, self.plan, self.eta = url, study_name, plan, eta
+    def __init__(
+        self, url: str, study_name: str, plan: RungPlan, promote_one_in: int, worker: str
+    ) -> None:
+        # promote_one_in: the spec's `promote`, or eta (``FidelitySpec.promote_one_in``)
+        self.url, self.study_name, self.plan = url, study_name, plan
+        self.one_in = promote_one_in
         self.worker = worker
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -145,9 +151,9 @@ class Promoter:
         directions = study.directions
         for rung in range(self.plan.top - 1, -1, -1):
             results = rung_results(complete, rung)
-            if len(results) < self.eta:
+            if len(results) < self.one_in:
                 continue
-            for index in promotable(losses(results, directions), self.eta):
+            for index in promotable(losses(results, directions), self.one_in):
                 source = results[index]
                 key = (source.user_attrs[CONFIG_ID], rung + 1)
                 if key in present:

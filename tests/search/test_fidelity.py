@@ -164,7 +164,7 @@ def test_two_workers_never_promote_one_configuration_twice(storage: str) -> None
     enqueued: list[int] = []
 
     def worker(name: str) -> None:
-        promoter = fidelity.Promoter(storage, "race", plan, eta=3, worker=name)
+        promoter = fidelity.Promoter(storage, "race", plan, promote_one_in=3, worker=name)
         mine = optuna.load_study(study_name="race", storage=storage)
         start.wait()
         enqueued.append(promoter.promote(mine))
